@@ -1,0 +1,47 @@
+package collector
+
+import "time"
+
+// ProcRate is one process in the live snapshot: the last interval's rates
+// and its totals since the daemon started.
+type ProcRate struct {
+	PID      uint32    `json:"pid"`
+	StartNS  uint64    `json:"start_ns"`
+	Comm     string    `json:"comm"`
+	Exe      string    `json:"exe"`
+	UID      uint32    `json:"uid"`
+	CgroupID uint64    `json:"cgroup_id"`
+	TxRate   float64   `json:"tx_bytes_per_sec"`
+	RxRate   float64   `json:"rx_bytes_per_sec"`
+	TxBytes  uint64    `json:"tx_bytes"`
+	RxBytes  uint64    `json:"rx_bytes"`
+	Remotes  int       `json:"remotes"` // distinct remote addresses since start
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// Snapshot is what the daemon knows after one drain.
+type Snapshot struct {
+	Time      time.Time     `json:"time"`
+	Interval  time.Duration `json:"-"`
+	TxRate    float64       `json:"tx_bytes_per_sec"`
+	RxRate    float64       `json:"rx_bytes_per_sec"`
+	TxBytes   uint64        `json:"tx_bytes"` // since start, all processes
+	RxBytes   uint64        `json:"rx_bytes"`
+	Processes []ProcRate    `json:"processes"` // sorted by rate, then totals, descending
+}
+
+// Status describes the running daemon.
+type Status struct {
+	Version   string            `json:"version"`
+	Hook      string            `json:"hook"`
+	Kernel    string            `json:"kernel"`
+	Started   time.Time         `json:"started"`
+	Interval  time.Duration     `json:"-"`
+	Drops     map[string]uint64 `json:"drops"` // per cause, since start
+	DBPath    string            `json:"db_path"`
+	DBSize    int64             `json:"db_size_bytes"`
+	LastFlush time.Time         `json:"last_flush"`
+	FlushErrs uint64            `json:"flush_errors"`
+	MapCap    int               `json:"map_capacity"`
+	MapPeak   int               `json:"map_entries_last_drain"`
+}

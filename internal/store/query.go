@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Dimension names accepted by Query.By. Each maps to the columns it groups by.
+const (
+	DimProcess  = "process"
+	DimRemote   = "remote"
+	DimProtocol = "protocol"
+)
+
+type dimension struct {
+	// group is the GROUP BY expression list; sel the selected columns, in
+	// the order scanRow expects them.
+	group string
+	sel   string
+}
+
+// dimensions is the one table of what --by (and the API) can group by.
+var dimensions = map[string]dimension{
+	DimProcess:  {group: "p.id", sel: "p.pid, p.start_ns, p.comm, p.exe, p.uid"},
+	DimRemote:   {group: "s.remote_ip", sel: "s.remote_ip"},
+	DimProtocol: {group: "s.protocol", sel: "s.protocol"},
+}
+
+// Dimensions lists the valid --by values, sorted.
+func Dimensions() []string {
+	out := make([]string, 0, len(dimensions))
+	for k := range dimensions {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ValidateDims checks a --by list and returns it de-duplicated, in a fixed
+// order (process, remote, protocol, ...).
+func ValidateDims(by []string) ([]string, error) {
+	seen := map[string]bool{}
+	for _, d := range by {
+		d = strings.TrimSpace(strings.ToLower(d))
+		if d == "" {
+			continue
+		}
+		if _, ok := dimensions[d]; !ok {
+			return nil, fmt.Errorf("unknown dimension %q: valid are %s", d, strings.Join(Dimensions(), ", "))
+		}
+		seen[d] = true
+	}
+	if len(seen) == 0 {
+		return nil, fmt.Errorf("no dimension given: valid are %s", strings.Join(Dimensions(), ", "))
+	}
+	var out []string
+	for _, d := range dimOrder {
+		if seen[d] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+var dimOrder = []string{DimProcess, DimRemote, DimProtocol}
+
+// Query selects a time window and a grouping.
+type Query struct {
+	Since time.Time // inclusive; zero = beginning
+	Until time.Time // exclusive; zero = now and later
+	By    []string  // validated dimensions (ValidateDims)
+	PID   uint32    // 0 = any
+	Comm  string    // "" = any; exact match
+	Top   int       // 0 = no limit
+}
+
+// Row is one group of a Query's result. Only the fields of the query's
+// dimensions are set.
+type Row struct {
+	PID      uint32
+	StartNS  uint64
+	Comm     string
+	Exe      string
+	UID      uint32
+	RemoteIP string
+	Protocol string
+	TxBytes  uint64
+	RxBytes  uint64
+	TxCalls  uint64
+	RxCalls  uint64
+}
+
+// Total is tx + rx.
+func (r Row) Total() uint64 { return r.TxBytes + r.RxBytes }
+
+func (q Query) where() (string, []any) {
+	var conds []string
+	var args []any
+	if !q.Since.IsZero() {
+		conds = append(conds, "s.ts_ms >= ?")
+		args = append(args, q.Since.UnixMilli())
+	}
+	if !q.Until.IsZero() {
+		conds = append(conds, "s.ts_ms < ?")
+		args = append(args, q.Until.UnixMilli())
+	}
+	if q.PID != 0 {
+		conds = append(conds, "p.pid = ?")
+		args = append(args, q.PID)
+	}
+	if q.Comm != "" {
+		conds = append(conds, "p.comm = ?")
+		args = append(args, q.Comm)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// Totals sums bytes and calls over the window per group, sorted by total
+// bytes descending (ties broken by the group's fields so output is stable).
+func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
+	by, err := ValidateDims(q.By)
+	if err != nil {
+		return nil, err
+	}
+	var groups, sels []string
+	for _, d := range by {
+		groups = append(groups, dimensions[d].group)
+		sels = append(sels, dimensions[d].sel)
+	}
+	where, args := q.where()
+	sqlq := "SELECT " + strings.Join(sels, ", ") +
+		", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
+		" FROM samples s JOIN processes p ON p.id = s.proc_id" + where +
+		" GROUP BY " + strings.Join(groups, ", ") +
+		" ORDER BY sum(s.tx_bytes) + sum(s.rx_bytes) DESC, " + strings.Join(groups, ", ")
+	if q.Top > 0 {
+		sqlq += fmt.Sprintf(" LIMIT %d", q.Top)
+	}
+	rows, err := s.sql.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, s.classify("query", err)
+	}
+	defer rows.Close()
+	var out []Row
+	for rows.Next() {
+		var r Row
+		var dest []any
+		for _, d := range by {
+			switch d {
+			case DimProcess:
+				dest = append(dest, &r.PID, &r.StartNS, &r.Comm, &r.Exe, &r.UID)
+			case DimRemote:
+				dest = append(dest, &r.RemoteIP)
+			case DimProtocol:
+				dest = append(dest, &r.Protocol)
+			}
+		}
+		dest = append(dest, &r.TxBytes, &r.RxBytes, &r.TxCalls, &r.RxCalls)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, s.classify("query", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.classify("query", err)
+	}
+	return out, nil
+}
+
+// Point is one step of a time series.
+type Point struct {
+	TsMs    int64 // start of the step, Unix ms
+	TxBytes uint64
+	RxBytes uint64
+}
+
+// Series returns tx/rx bytes per step over [since, until), for all processes
+// or those matching pid/comm. Steps without traffic are omitted.
+func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Point, error) {
+	if step <= 0 {
+		return nil, fmt.Errorf("step must be positive")
+	}
+	stepMs := step.Milliseconds()
+	if stepMs <= 0 {
+		stepMs = 1
+	}
+	where, args := q.where()
+	sqlq := fmt.Sprintf("SELECT (s.ts_ms / %d) * %d AS b, sum(s.tx_bytes), sum(s.rx_bytes) FROM samples s JOIN processes p ON p.id = s.proc_id%s GROUP BY b ORDER BY b", stepMs, stepMs, where)
+	rows, err := s.sql.QueryContext(ctx, sqlq, args...)
+	if err != nil {
+		return nil, s.classify("query", err)
+	}
+	defer rows.Close()
+	var out []Point
+	for rows.Next() {
+		var p Point
+		if err := rows.Scan(&p.TsMs, &p.TxBytes, &p.RxBytes); err != nil {
+			return nil, s.classify("query", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,280 @@
+// Package store owns bwtracker's SQLite database: its schema, the writes the
+// collector makes once per interval, and every query the CLI and the API run.
+//
+// Schema (version 1):
+//
+//	processes  one row per process identity (pid, start_ns, comm). start_ns is
+//	           the kernel's task start time (CLOCK_MONOTONIC ns, the same clock
+//	           as /proc/PID/stat field 22), so a reused PID is a new row; comm
+//	           is part of the identity because exec() changes it (bash forking
+//	           curl is two rows with one pid). exe and cmdline come from /proc
+//	           when the process still existed at the first flush that saw it.
+//	samples    one row per (interval, process, cgroup, remote ip, remote port,
+//	           protocol): payload bytes and call counts per direction. ts_ms is
+//	           the end of the interval in Unix milliseconds.
+//	meta       key/value: schema version.
+//
+// Indexes: samples(ts_ms) for time windows, samples(proc_id, ts_ms) for one
+// process. The database runs in WAL mode with a busy timeout, so `report`
+// reads while `run` writes; each flush is one transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// DefaultPath is where `run` keeps the database unless --db says otherwise.
+const DefaultPath = "/var/lib/bwtracker/bwtracker.db"
+
+// SchemaVersion is bumped whenever the schema below changes incompatibly.
+const SchemaVersion = 1
+
+// BusyTimeout is how long a reader or writer waits for a lock before failing.
+const BusyTimeout = 5 * time.Second
+
+// Process is the processes table.
+type Process struct {
+	ID        int64  `gorm:"primaryKey"`
+	PID       uint32 `gorm:"column:pid;not null;uniqueIndex:idx_proc_identity,priority:1"`
+	StartNS   uint64 `gorm:"column:start_ns;not null;uniqueIndex:idx_proc_identity,priority:2"`
+	Comm      string `gorm:"column:comm;not null;uniqueIndex:idx_proc_identity,priority:3"`
+	Exe       string `gorm:"column:exe;not null;default:''"`
+	Cmdline   string `gorm:"column:cmdline;not null;default:''"`
+	UID       uint32 `gorm:"column:uid;not null;default:0"`
+	FirstSeen int64  `gorm:"column:first_seen_ms;not null"`
+	LastSeen  int64  `gorm:"column:last_seen_ms;not null;index"`
+}
+
+// TableName pins the table name.
+func (Process) TableName() string { return "processes" }
+
+// SampleRow is the samples table.
+type SampleRow struct {
+	ID         int64  `gorm:"primaryKey"`
+	TsMs       int64  `gorm:"column:ts_ms;not null;index:idx_samples_ts;index:idx_samples_proc_ts,priority:2"`
+	ProcID     int64  `gorm:"column:proc_id;not null;index:idx_samples_proc_ts,priority:1"`
+	CgroupID   uint64 `gorm:"column:cgroup_id;not null;default:0"`
+	NetNS      uint32 `gorm:"column:netns;not null;default:0"`
+	RemoteIP   string `gorm:"column:remote_ip;not null;default:''"`
+	RemotePort uint16 `gorm:"column:remote_port;not null;default:0"`
+	Protocol   string `gorm:"column:protocol;not null"`
+	TxBytes    uint64 `gorm:"column:tx_bytes;not null;default:0"`
+	RxBytes    uint64 `gorm:"column:rx_bytes;not null;default:0"`
+	TxCalls    uint64 `gorm:"column:tx_calls;not null;default:0"`
+	RxCalls    uint64 `gorm:"column:rx_calls;not null;default:0"`
+}
+
+// TableName pins the table name.
+func (SampleRow) TableName() string { return "samples" }
+
+type metaRow struct {
+	Key   string `gorm:"primaryKey;column:key"`
+	Value string `gorm:"column:value;not null"`
+}
+
+func (metaRow) TableName() string { return "meta" }
+
+// Store is an open database.
+type Store struct {
+	db       *gorm.DB
+	sql      *sql.DB
+	path     string
+	readOnly bool
+	// procIDs caches process identity -> row id for the writer.
+	procIDs map[ProcessKey]int64
+}
+
+// Options tune Open.
+type Options struct {
+	// ReadOnly opens an existing database for queries only; it is never
+	// created and the schema is not migrated.
+	ReadOnly bool
+}
+
+// Error is a database error that names the file and says what to do next.
+type Error struct {
+	Path string
+	Op   string
+	Hint string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("database %s: %s: %v", e.Path, e.Op, e.Err)
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrNotFound is wrapped when a read-only open finds no database file.
+var ErrNotFound = errors.New("no such database")
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
+	if readOnly {
+		q.Add("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
+	}
+	q.Add("_pragma", "foreign_keys(1)")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (and for writers creates, with mode 0600 and a 0700 parent
+// directory) the database at path.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		path = DefaultPath
+	}
+	if opts.ReadOnly {
+		fi, err := os.Stat(path)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, &Error{Path: path, Op: "open", Err: ErrNotFound,
+					Hint: "start the daemon with `sudo bwtracker run` to create it, or point --db at an existing file"}
+			}
+			return nil, &Error{Path: path, Op: "open", Err: err, Hint: permHint(err)}
+		}
+		if fi.IsDir() {
+			return nil, &Error{Path: path, Op: "open", Err: errors.New("is a directory"), Hint: "--db takes a file path"}
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, &Error{Path: path, Op: "open", Err: err, Hint: permHint(err)}
+		}
+		f.Close()
+	} else {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, &Error{Path: path, Op: "create directory", Err: err, Hint: permHint(err)}
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, &Error{Path: path, Op: "open", Err: err, Hint: permHint(err)}
+		}
+		f.Close()
+	}
+	db, err := gorm.Open(sqlite.Open(dsn(path, opts.ReadOnly)), &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		PrepareStmt:            false,
+	})
+	if err != nil {
+		return nil, &Error{Path: path, Op: "open", Err: err, Hint: "check the file is a bwtracker database"}
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, &Error{Path: path, Op: "open", Err: err}
+	}
+	if !opts.ReadOnly {
+		// One writer connection: SQLite serialises writers anyway, and a
+		// single connection keeps the WAL pragmas and the process cache
+		// consistent.
+		sqlDB.SetMaxOpenConns(1)
+	}
+	s := &Store{db: db, sql: sqlDB, path: path, readOnly: opts.ReadOnly, procIDs: map[ProcessKey]int64{}}
+	if err := s.check(opts.ReadOnly); err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func permHint(err error) string {
+	if errors.Is(err, os.ErrPermission) {
+		return "the database holds who talked to whom and is readable by root only: run with sudo, or pass --db with a file you can read"
+	}
+	return ""
+}
+
+// check verifies the file is a SQLite database of ours and migrates it.
+func (s *Store) check(readOnly bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), BusyTimeout+time.Second)
+	defer cancel()
+	var res string
+	if err := s.sql.QueryRowContext(ctx, "PRAGMA quick_check").Scan(&res); err != nil {
+		return s.classify("read", err)
+	}
+	if res != "ok" {
+		return &Error{Path: s.path, Op: "integrity check", Err: errors.New(res),
+			Hint: "the file is corrupt: move it aside and restart `bwtracker run` to start a new one"}
+	}
+	if readOnly {
+		var n int
+		if err := s.sql.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name IN ('samples','processes')").Scan(&n); err != nil {
+			return s.classify("read", err)
+		}
+		if n != 2 {
+			return &Error{Path: s.path, Op: "open", Err: errors.New("not a bwtracker database (tables missing)"),
+				Hint: "point --db at the file `bwtracker run` writes"}
+		}
+		return nil
+	}
+	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &SampleRow{}, &metaRow{}); err != nil {
+		return s.classify("migrate schema", err)
+	}
+	if err := s.db.WithContext(ctx).Save(&metaRow{Key: "schema_version", Value: fmt.Sprint(SchemaVersion)}).Error; err != nil {
+		return s.classify("write", err)
+	}
+	return nil
+}
+
+// classify turns a driver error into an Error with a next step.
+func (s *Store) classify(op string, err error) error {
+	msg := err.Error()
+	e := &Error{Path: s.path, Op: op, Err: err}
+	switch {
+	case strings.Contains(msg, "SQLITE_BUSY") || strings.Contains(msg, "database is locked"):
+		e.Hint = "another process holds a lock on it; wait for it to finish or stop the other `bwtracker run`"
+	case strings.Contains(msg, "file is not a database") || strings.Contains(msg, "SQLITE_NOTADB") || strings.Contains(msg, "malformed") || strings.Contains(msg, "SQLITE_CORRUPT"):
+		e.Hint = "the file is corrupt or not a SQLite database: move it aside and restart `bwtracker run` to start a new one"
+	case strings.Contains(msg, "readonly") || strings.Contains(msg, "SQLITE_READONLY"):
+		e.Hint = "the file or its directory is not writable: run as root or choose another --db"
+	case strings.Contains(msg, "unable to open") || strings.Contains(msg, "SQLITE_CANTOPEN"):
+		e.Hint = "check the path and its permissions (the database is readable by root only)"
+	}
+	return e
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// DB exposes the GORM handle to other packages' tests and to the rollup code
+// in this package's future tiers; queries belong in this package.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Size returns the database file size in bytes, including its WAL.
+func (s *Store) Size() int64 {
+	var n int64
+	for _, p := range []string{s.path, s.path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// Close checkpoints (for writers) and closes the database.
+func (s *Store) Close() error {
+	if !s.readOnly {
+		s.sql.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	}
+	return s.sql.Close()
+}
