@@ -1,0 +1,65 @@
+# bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
+# the BPF object, bundles the web UI and links one static-libbpf binary.
+.DELETE_ON_ERROR:
+.PHONY: all deps test test-unit test-integration bench vmlinux clean install uninstall ui
+
+GO        ?= go
+CLANG     ?= clang
+ARCH      := x86
+BPF_SRC   := ebpf/bwtracker.bpf.c
+BPF_OBJ   := ebpf/bwtracker.bpf.o
+BPF_HDRS  := $(wildcard ebpf/*.h) vmlinux/$(ARCH)/vmlinux.h
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH) -I vmlinux/$(ARCH) -I ebpf
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+UI_SRC    := $(shell find ui/src -type f 2>/dev/null) ui/package.json ui/package-lock.json $(wildcard ui/*.mjs ui/index.html)
+GO_SRC    := $(shell find cmd internal ebpf ui -name '*.go' -not -path '*/node_modules/*' 2>/dev/null) go.mod go.sum
+
+# libbpf, libelf and zlib are linked statically: ./bwtracker needs only libc.
+export CGO_ENABLED := 1
+export CGO_LDFLAGS := -l:libbpf.a -l:libelf.a -l:libz.a
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/bwtracker/bwtracker/internal/version.Version=$(VERSION)"
+
+all: bwtracker
+
+.deps.stamp: scripts/deps.sh
+	./scripts/deps.sh
+	@touch $@
+
+deps:
+	./scripts/deps.sh
+
+$(BPF_OBJ): $(BPF_SRC) $(BPF_HDRS) .deps.stamp
+	$(CLANG) $(BPF_CFLAGS) -c $(BPF_SRC) -o $@
+
+ui/dist/index.html: $(UI_SRC) .deps.stamp
+	cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+ui: ui/dist/index.html
+
+bwtracker: $(BPF_OBJ) ui/dist/index.html $(GO_SRC)
+	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/bwtracker
+
+# All tests: unit tests (no root) and integration tests that load the real
+# BPF programs (they skip loudly when not root).
+test: bwtracker
+	BWTRACKER_BIN=$(CURDIR)/bwtracker $(GO) test -race -count=1 -timeout 30m ./...
+
+test-unit: $(BPF_OBJ) ui/dist/index.html
+	$(GO) test -race -count=1 -short ./...
+
+bench: bwtracker
+	./scripts/bench.sh
+
+# Regenerate the committed vmlinux.h from the running kernel's BTF.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h
+
+install: bwtracker
+	./scripts/install.sh
+
+uninstall:
+	./scripts/uninstall.sh
+
+clean:
+	rm -f bwtracker $(BPF_OBJ) .deps.stamp
+	rm -rf ui/dist
