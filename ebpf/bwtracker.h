@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 OR MIT */
+/*
+ * Structs and constants shared by the BPF programs and Go.
+ * The Go mirror is internal/bpf/types.go: keep the two in step (a test
+ * checks sizes and a round trip).
+ */
+#ifndef BWTRACKER_H
+#define BWTRACKER_H
+
+#define BWT_COMM_LEN 16
+#define BWT_PATH_LEN 256
+
+/* Direction of a send/recv, from the local process's point of view. */
+#define BWT_DIR_TX 0
+#define BWT_DIR_RX 1
+
+/* Protocol of the socket. */
+#define BWT_PROTO_OTHER 0
+#define BWT_PROTO_TCP 1
+#define BWT_PROTO_UDP 2
+#define BWT_PROTO_ICMP 3
+#define BWT_PROTO_RAW 4
+#define BWT_PROTO_PACKET 5
+#define BWT_PROTO_MPTCP 6
+
+/* Causes of lost increments, indexes of the per-CPU drops array. */
+#define BWT_DROP_FLOWS_FULL 0   /* flows map full: update failed with E2BIG/ENOMEM */
+#define BWT_DROP_FLOWS_UPDATE 1 /* any other flows map update error */
+#define BWT_DROP_NO_ACTIVE 2    /* no active flows map (never expected) */
+#define BWT_DROP_PEER_STASH 3   /* could not remember an unconnected peer */
+#define BWT_DROP_EXEC_EVENT 4   /* exec event ring buffer full */
+#define BWT_DROP_MAX 5
+
+/*
+ * Key of the flows maps: one entry per process, comm, cgroup, remote
+ * endpoint, protocol and direction. 64 bytes, no implicit padding.
+ */
+struct flow_key {
+	__u32 tgid;
+	__u32 uid;
+	__u64 start_ns;   /* group leader's start_boottime (ns since boot) */
+	__u64 cgroup_id;  /* cgroup v2 id of the task */
+	__u8 raddr[16];   /* IPv6, or IPv4 as ::ffff:a.b.c.d; zero = unknown */
+	__u16 rport;      /* host byte order; 0 = unknown */
+	__u8 proto;       /* BWT_PROTO_* */
+	__u8 dir;         /* BWT_DIR_* */
+	__u32 netns;      /* network namespace inode of the socket */
+	char comm[BWT_COMM_LEN];
+};
+
+/* Value of the flows maps, per CPU. 24 bytes. */
+struct flow_val {
+	__u64 bytes; /* payload bytes the send/recv returned */
+	__u64 calls; /* number of send/recv calls */
+	__u64 last_ns; /* bpf_ktime_get_boot_ns() of the last call */
+};
+
+/* Exec event: names short-lived processes by executable path. */
+struct exec_event {
+	__u32 tgid;
+	__u32 uid;
+	__u64 start_ns;
+	char comm[BWT_COMM_LEN];
+	char filename[BWT_PATH_LEN];
+};
+
+/* Peer remembered between a cgroup sock_addr hook and the send/recv hook. */
+struct peer {
+	__u8 addr[16];
+	__u16 port; /* host byte order */
+	__u8 dir;
+	__u8 pad[5];
+};
+
+#endif

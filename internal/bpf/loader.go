@@ -1,0 +1,480 @@
+// Package bpf loads bwtracker's BPF programs (embedded from ebpf/), picks a
+// hook backend, attaches it, and drains the per-CPU flow maps without losing
+// increments. It is the only package that talks to libbpf.
+package bpf
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	_ "embed"
+
+	"github.com/aquasecurity/libbpfgo"
+	"golang.org/x/sys/unix"
+)
+
+// bpfObject is ebpf/bwtracker.bpf.c compiled by `make` (CO-RE, BTF inside).
+//
+//go:embed bwtracker.bpf.o
+var bpfObject []byte
+
+// Backend is a set of hooks that count bytes.
+type Backend string
+
+// Hook backends. Auto is only a request, never a loaded backend.
+const (
+	Auto       Backend = "auto"
+	Tracepoint Backend = "tracepoint"
+	Fentry     Backend = "fentry"
+)
+
+// Programs per backend; the others get SetAutoload(false) before load.
+var (
+	tracepointProgs = []string{"tp_sock_send_length", "tp_sock_recv_length"}
+	fentryProgs     = []string{"fexit_tcp_sendmsg", "fexit_tcp_recvmsg", "fexit_udp_sendmsg", "fexit_udp_recvmsg", "fexit_udpv6_sendmsg", "fexit_udpv6_recvmsg"}
+	cgroupProgs     = []string{"cg_sendmsg4", "cg_recvmsg4", "cg_sendmsg6", "cg_recvmsg6"}
+	commonProgs     = []string{"tp_sched_process_exec"}
+)
+
+// BTFPath is where the kernel exposes its own BTF.
+const BTFPath = "/sys/kernel/btf/vmlinux"
+
+// Probe is what the running kernel offers.
+type Probe struct {
+	BTF             bool // /sys/kernel/btf/vmlinux exists
+	SockTracepoints bool // sock_send_length/sock_recv_length exist (>= 6.4)
+	FentryTargets   bool // tcp_sendmsg etc. and bpf_get_func_ret's kernel (BTF has bpf_trace_run / fexit targets)
+	BTFErr          error
+}
+
+// ProbeKernel reads the kernel's BTF to see which hooks exist. It does not
+// load anything; Load reports whether loading is allowed.
+func ProbeKernel() Probe {
+	b, err := os.ReadFile(BTFPath)
+	if err != nil {
+		return Probe{BTFErr: err}
+	}
+	p := Probe{BTF: true}
+	// Tracepoint BTF types are named btf_trace_<event>; names live in the
+	// BTF string section, NUL-terminated.
+	p.SockTracepoints = bytes.Contains(b, []byte("\x00btf_trace_sock_send_length\x00")) &&
+		bytes.Contains(b, []byte("\x00btf_trace_sock_recv_length\x00"))
+	// bpf_get_func_arg_cnt arrived in v5.17 together with the helpers the
+	// fentry programs use; its enum name is in BTF from then on.
+	p.FentryTargets = bytes.Contains(b, []byte("\x00tcp_sendmsg\x00")) &&
+		bytes.Contains(b, []byte("\x00udpv6_recvmsg\x00")) &&
+		bytes.Contains(b, []byte("BPF_FUNC_get_func_arg_cnt\x00"))
+	return p
+}
+
+// Select picks the backend for a --hook request given a probe. Auto prefers
+// the tracepoints (one hook for every socket family).
+func Select(requested Backend, p Probe) (Backend, error) {
+	if !p.BTF {
+		return "", fmt.Errorf("this kernel exposes no BTF at %s (%v): bwtracker needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian, Ubuntu, Fedora and RHEL kernels have it)", BTFPath, p.BTFErr)
+	}
+	switch requested {
+	case Auto, "":
+		if p.SockTracepoints {
+			return Tracepoint, nil
+		}
+		if p.FentryTargets {
+			return Fentry, nil
+		}
+		return "", errors.New("this kernel has neither the sock_send_length/sock_recv_length tracepoints (Linux >= 6.4) nor the fentry targets and helpers (Linux >= 5.17): upgrade the kernel")
+	case Tracepoint:
+		if !p.SockTracepoints {
+			return "", errors.New("--hook tracepoint: this kernel lacks the sock_send_length/sock_recv_length tracepoints (Linux >= 6.4); use --hook fentry or --hook auto")
+		}
+		return Tracepoint, nil
+	case Fentry:
+		if !p.FentryTargets {
+			return "", errors.New("--hook fentry: this kernel lacks tcp_sendmsg/udpv6_recvmsg in BTF or bpf_get_func_arg_cnt (Linux >= 5.17); use --hook auto")
+		}
+		return Fentry, nil
+	}
+	return "", fmt.Errorf("--hook %q: must be auto, tracepoint or fentry", requested)
+}
+
+// Options configure Load.
+type Options struct {
+	Hook Backend
+	// MapEntries is the capacity of each of the two flows maps (0 = the
+	// object's default, 32768).
+	MapEntries uint32
+	// SelfTGID is not counted (the daemon's own API traffic).
+	SelfTGID uint32
+	// CgroupRoot is the cgroup v2 mount for the sock_addr hooks ("" = find it).
+	CgroupRoot string
+	Log        *slog.Logger
+	// NoAttach loads (and verifies) the programs without attaching them:
+	// `bwtracker check` uses it.
+	NoAttach bool
+}
+
+// Tracker is a loaded and attached set of programs.
+type Tracker struct {
+	mod      *libbpfgo.Module
+	backend  Backend
+	links    []*libbpfgo.BPFLink
+	flows    [2]*libbpfgo.BPFMap
+	active   *libbpfgo.BPFMap
+	cur      int // index into flows of the map the kernel writes
+	drops    *libbpfgo.BPFMap
+	capacity int
+	rb       *libbpfgo.RingBuffer
+	execRaw  chan []byte
+	execCh   chan ExecEvent
+	mu       sync.Mutex
+	detached bool
+	log      *slog.Logger
+}
+
+var loggerOnce sync.Once
+
+func routeLibbpfLog(log *slog.Logger) {
+	loggerOnce.Do(func() {
+		libbpfgo.SetLoggerCbs(libbpfgo.Callbacks{
+			Log: func(level int, msg string) {
+				msg = strings.TrimRight(msg, "\n")
+				switch level {
+				case libbpfgo.LibbpfWarnLevel:
+					log.Debug("libbpf", "msg", msg)
+				default:
+					log.Debug("libbpf", "msg", msg)
+				}
+			},
+			LogFilters: []func(int, string) bool{},
+		})
+	})
+}
+
+// LoadError is a failed load with the next step for the user.
+type LoadError struct {
+	Backend Backend
+	Err     error
+	Hint    string
+}
+
+func (e *LoadError) Error() string {
+	s := fmt.Sprintf("loading the %s backend: %v", e.Backend, e.Err)
+	if e.Hint != "" {
+		s += ": " + e.Hint
+	}
+	return s
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }
+
+func hintFor(b Backend, err error) string {
+	switch {
+	case errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES):
+		if os.Geteuid() != 0 {
+			return "run as root (sudo) or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN"
+		}
+		if b == Fentry {
+			return "this kernel refuses fentry/fexit programs (function tracing is blocked here, e.g. by the hypervisor or lockdown); use --hook tracepoint (Linux >= 6.4) or --hook auto"
+		}
+		return "the kernel refused the programs even as root (lockdown=confidentiality or a security module?); see `bwtracker check`"
+	case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH):
+		return "an attach target is missing in this kernel; try another --hook or `bwtracker check`"
+	case errors.Is(err, syscall.EINVAL):
+		return "the kernel rejected the program; run with --debug to see the verifier log"
+	}
+	return ""
+}
+
+// Load opens the embedded object, enables the chosen backend's programs,
+// loads and (unless NoAttach) attaches them.
+func Load(opts Options) (_ *Tracker, err error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	routeLibbpfLog(log)
+	backend, err := Select(opts.Hook, ProbeKernel())
+	if err != nil {
+		return nil, err
+	}
+	// libbpfgo v0.7.0's NewModuleFromBufferArgs always raises RLIMIT_MEMLOCK
+	// (and fails without CAP_SYS_RESOURCE); kernels >= 5.11 account BPF
+	// memory to the cgroup instead. So hand libbpf the embedded object as an
+	// in-memory file and skip the bump.
+	fd, err := unix.MemfdCreate("bwtracker.bpf.o", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	mf := os.NewFile(uintptr(fd), "bwtracker.bpf.o")
+	defer mf.Close()
+	if _, err := mf.Write(bpfObject); err != nil {
+		return nil, fmt.Errorf("writing BPF object to memfd: %w", err)
+	}
+	mod, err := libbpfgo.NewModuleFromFileArgs(libbpfgo.NewModuleArgs{
+		BPFObjPath:      fmt.Sprintf("/proc/self/fd/%d", fd),
+		SkipMemlockBump: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the embedded BPF object: %w", err)
+	}
+	t := &Tracker{mod: mod, backend: backend, log: log}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	if err := mod.InitGlobalVariable("self_tgid", opts.SelfTGID); err != nil {
+		return nil, fmt.Errorf("setting self_tgid: %w", err)
+	}
+	for _, name := range []string{"flows_a", "flows_b"} {
+		m, err := mod.GetMap(name)
+		if err != nil {
+			return nil, err
+		}
+		if opts.MapEntries > 0 {
+			if err := m.SetMaxEntries(opts.MapEntries); err != nil {
+				return nil, fmt.Errorf("sizing %s: %w", name, err)
+			}
+		}
+	}
+	enabled := map[string]bool{}
+	var want []string
+	switch backend {
+	case Tracepoint:
+		want = tracepointProgs
+	case Fentry:
+		want = fentryProgs
+	}
+	want = append(append(append([]string{}, want...), cgroupProgs...), commonProgs...)
+	for _, n := range want {
+		enabled[n] = true
+	}
+	for _, n := range append(append([]string{}, tracepointProgs...), fentryProgs...) {
+		if enabled[n] {
+			continue
+		}
+		p, err := mod.GetProgram(n)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.SetAutoload(false); err != nil {
+			return nil, fmt.Errorf("disabling %s: %w", n, err)
+		}
+	}
+	if err := mod.BPFLoadObject(); err != nil {
+		return nil, &LoadError{Backend: backend, Err: err, Hint: hintFor(backend, err)}
+	}
+	for i, name := range []string{"flows_a", "flows_b"} {
+		if t.flows[i], err = mod.GetMap(name); err != nil {
+			return nil, err
+		}
+	}
+	t.capacity = int(t.flows[0].MaxEntries())
+	if t.active, err = mod.GetMap("active_flows"); err != nil {
+		return nil, err
+	}
+	if t.drops, err = mod.GetMap("drops"); err != nil {
+		return nil, err
+	}
+	if opts.NoAttach {
+		return t, nil
+	}
+	cgRoot := opts.CgroupRoot
+	if cgRoot == "" {
+		if cgRoot, err = CgroupV2Root(); err != nil {
+			return nil, err
+		}
+	}
+	for _, n := range want {
+		p, err := mod.GetProgram(n)
+		if err != nil {
+			return nil, err
+		}
+		var l *libbpfgo.BPFLink
+		if strings.HasPrefix(n, "cg_") {
+			l, err = p.AttachCgroup(cgRoot)
+		} else {
+			l, err = p.AttachGeneric()
+		}
+		if err != nil {
+			return nil, &LoadError{Backend: backend, Err: fmt.Errorf("attaching %s: %w", n, err), Hint: hintFor(backend, err)}
+		}
+		t.links = append(t.links, l)
+	}
+	t.execRaw = make(chan []byte, 4096)
+	t.execCh = make(chan ExecEvent, 4096)
+	if t.rb, err = mod.InitRingBuf("exec_events", t.execRaw); err != nil {
+		return nil, fmt.Errorf("exec events ring buffer: %w", err)
+	}
+	t.rb.Poll(100)
+	go func() {
+		for raw := range t.execRaw {
+			if ev, err := DecodeExecEvent(raw); err == nil {
+				t.execCh <- ev
+			}
+		}
+		close(t.execCh)
+	}()
+	return t, nil
+}
+
+// CgroupV2Root finds the cgroup v2 mount (/sys/fs/cgroup on unified hosts,
+// /sys/fs/cgroup/unified on hybrid ones) from /proc/self/mountinfo.
+func CgroupV2Root() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// ... mount-point ... - fstype source options
+		fields := strings.Fields(sc.Text())
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
+				return fields[4], nil
+			}
+		}
+	}
+	return "", errors.New("no cgroup v2 mount found: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) so the UDP peer hooks can attach")
+}
+
+// Backend is the loaded backend.
+func (t *Tracker) Backend() Backend { return t.backend }
+
+// Capacity is the number of entries each flows map holds.
+func (t *Tracker) Capacity() int { return t.capacity }
+
+// ExecEvents delivers exec events (executable paths of new processes).
+func (t *Tracker) ExecEvents() <-chan ExecEvent { return t.execCh }
+
+// Swap points the kernel at the other flows map. The update of the
+// map-in-map slot returns only after every BPF program that might still hold
+// the old map has finished (the kernel's maybe_wait_bpf_programs()), so the
+// old map is quiescent afterwards.
+func (t *Tracker) swap() error {
+	next := 1 - t.cur
+	key := uint32(0)
+	fd := uint32(t.flows[next].FileDescriptor())
+	if err := t.active.Update(unsafe.Pointer(&key), unsafe.Pointer(&fd)); err != nil {
+		return fmt.Errorf("swapping flows maps: %w", err)
+	}
+	t.cur = next
+	return nil
+}
+
+// drainMap reads and empties a quiescent flows map.
+func (t *Tracker) drainMap(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (int, error) {
+	var keys [][]byte
+	it := m.Iterator()
+	for it.Next() {
+		keys = append(keys, append([]byte(nil), it.Key()...))
+	}
+	if err := it.Err(); err != nil {
+		return 0, fmt.Errorf("iterating %s: %w", m.Name(), err)
+	}
+	for _, kb := range keys {
+		raw, err := m.GetValueAndDeleteKey(unsafe.Pointer(&kb[0]))
+		if err != nil {
+			// lookup_and_delete on per-CPU hashes needs v5.14; fall back.
+			if raw, err = m.GetValue(unsafe.Pointer(&kb[0])); err != nil {
+				return 0, fmt.Errorf("reading %s: %w", m.Name(), err)
+			}
+			if err := m.DeleteKey(unsafe.Pointer(&kb[0])); err != nil {
+				return 0, fmt.Errorf("deleting from %s: %w", m.Name(), err)
+			}
+		}
+		k, err := DecodeFlowKey(kb)
+		if err != nil {
+			return 0, err
+		}
+		v, err := DecodePerCPU(raw)
+		if err != nil {
+			return 0, err
+		}
+		fn(k, v)
+	}
+	return len(keys), nil
+}
+
+// Drain swaps the maps and hands every entry of the now-quiescent one to fn
+// (summed over CPUs), emptying it. It returns the number of entries.
+func (t *Tracker) Drain(fn func(FlowKey, FlowVal)) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.flows[t.cur]
+	if err := t.swap(); err != nil {
+		return 0, err
+	}
+	return t.drainMap(old, fn)
+}
+
+// Detach stops counting (closes all links), then drains both maps: after it
+// returns every byte counted is in fn's hands. Used on shutdown.
+func (t *Tracker) Detach(fn func(FlowKey, FlowVal)) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.detached {
+		return 0, nil
+	}
+	t.detached = true
+	for _, l := range t.links {
+		l.Destroy()
+	}
+	t.links = nil
+	// A swap waits for programs that were running when the links went.
+	if err := t.swap(); err != nil {
+		return 0, err
+	}
+	n1, err := t.drainMap(t.flows[0], fn)
+	if err != nil {
+		return n1, err
+	}
+	n2, err := t.drainMap(t.flows[1], fn)
+	return n1 + n2, err
+}
+
+// Drops returns the kernel's drop counters per cause, summed over CPUs.
+func (t *Tracker) Drops() (map[string]uint64, error) {
+	out := make(map[string]uint64, len(dropCauses))
+	for i, name := range dropCauses {
+		k := uint32(i)
+		raw, err := t.drops.GetValue(unsafe.Pointer(&k))
+		if err != nil {
+			return nil, fmt.Errorf("reading drops: %w", err)
+		}
+		var sum uint64
+		for off := 0; off+8 <= len(raw); off += 8 {
+			sum += *(*uint64)(unsafe.Pointer(&raw[off]))
+		}
+		out[name] = sum
+	}
+	return out, nil
+}
+
+// Close detaches (without draining) and frees everything.
+func (t *Tracker) Close() {
+	if t == nil {
+		return
+	}
+	for _, l := range t.links {
+		l.Destroy()
+	}
+	t.links = nil
+	if t.rb != nil {
+		t.rb.Stop()
+		t.rb.Close()
+		t.rb = nil
+	}
+	if t.mod != nil {
+		t.mod.Close()
+		t.mod = nil
+	}
+}

@@ -1,0 +1,150 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+)
+
+// Keep in step with ebpf/bwtracker.h (types_test.go checks sizes and a
+// round trip).
+
+// Directions (BWT_DIR_*).
+const (
+	DirTX = 0
+	DirRX = 1
+)
+
+// Protocols (BWT_PROTO_*).
+const (
+	ProtoOther  = 0
+	ProtoTCP    = 1
+	ProtoUDP    = 2
+	ProtoICMP   = 3
+	ProtoRaw    = 4
+	ProtoPacket = 5
+	ProtoMPTCP  = 6
+)
+
+// ProtoName maps BWT_PROTO_* to the names the CLI and JSON use.
+func ProtoName(p uint8) string {
+	switch p {
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoICMP:
+		return "icmp"
+	case ProtoRaw:
+		return "raw"
+	case ProtoPacket:
+		return "packet"
+	case ProtoMPTCP:
+		return "mptcp"
+	}
+	return "other"
+}
+
+// Drop causes (BWT_DROP_*), indexes of the drops array.
+var dropCauses = []string{
+	"flows_map_full",
+	"flows_map_update",
+	"no_active_map",
+	"peer_stash",
+	"exec_event_ringbuf_full",
+}
+
+// DropCauses names the kernel-side drop counters in index order.
+func DropCauses() []string { return append([]string(nil), dropCauses...) }
+
+// FlowKey mirrors struct flow_key (64 bytes).
+type FlowKey struct {
+	TGID     uint32
+	UID      uint32
+	StartNS  uint64
+	CgroupID uint64
+	RAddr    [16]byte
+	RPort    uint16
+	Proto    uint8
+	Dir      uint8
+	NetNS    uint32
+	Comm     [16]byte
+}
+
+// FlowVal mirrors struct flow_val (24 bytes).
+type FlowVal struct {
+	Bytes  uint64
+	Calls  uint64
+	LastNS uint64
+}
+
+// ExecEvent mirrors struct exec_event (288 bytes).
+type ExecEvent struct {
+	TGID     uint32
+	UID      uint32
+	StartNS  uint64
+	Comm     [16]byte
+	Filename [256]byte
+}
+
+const (
+	flowKeySize   = 64
+	flowValSize   = 24
+	execEventSize = 288
+)
+
+// CString returns a NUL-terminated kernel string as Go string.
+func CString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// Remote returns the remote address (IPv4 unmapped), invalid when unknown.
+func (k *FlowKey) Remote() netip.Addr {
+	var zero [16]byte
+	if k.RAddr == zero {
+		return netip.Addr{}
+	}
+	return netip.AddrFrom16(k.RAddr).Unmap()
+}
+
+// DecodeFlowKey decodes a raw map key.
+func DecodeFlowKey(b []byte) (FlowKey, error) {
+	var k FlowKey
+	if len(b) != flowKeySize {
+		return k, fmt.Errorf("flow key: %d bytes, want %d", len(b), flowKeySize)
+	}
+	_, err := binary.Decode(b, binary.NativeEndian, &k)
+	return k, err
+}
+
+// DecodePerCPU sums a per-CPU flow_val array.
+func DecodePerCPU(b []byte) (FlowVal, error) {
+	var sum FlowVal
+	if len(b)%flowValSize != 0 {
+		return sum, fmt.Errorf("per-CPU flow value: %d bytes is not a multiple of %d", len(b), flowValSize)
+	}
+	for off := 0; off < len(b); off += flowValSize {
+		var v FlowVal
+		if _, err := binary.Decode(b[off:off+flowValSize], binary.NativeEndian, &v); err != nil {
+			return sum, err
+		}
+		sum.Bytes += v.Bytes
+		sum.Calls += v.Calls
+		sum.LastNS = max(sum.LastNS, v.LastNS)
+	}
+	return sum, nil
+}
+
+// DecodeExecEvent decodes a ring buffer record.
+func DecodeExecEvent(b []byte) (ExecEvent, error) {
+	var e ExecEvent
+	if len(b) < execEventSize {
+		return e, fmt.Errorf("exec event: %d bytes, want %d", len(b), execEventSize)
+	}
+	_, err := binary.Decode(b[:execEventSize], binary.NativeEndian, &e)
+	return e, err
+}
