@@ -1,0 +1,487 @@
+// Package metrics exports bwtracker's counters to Prometheus.
+//
+// Bandwidth is exported as one counter family,
+//
+//	bwtracker_bytes_total{exe, service, container, direction, protocol}
+//
+// labelled by bounded dimensions only. There is deliberately no pid, no
+// process start time and no remote address label: each would create a new
+// time series per process or peer, and a busy host starts thousands of
+// short-lived processes an hour. ebpf_exporter's maintainers refused per-PID
+// labels for exactly this reason (cardinality), and so do we; per-process and
+// per-remote detail lives in bwtracker's own store, API and reports.
+//
+// # Label-set cap
+//
+// A label set is (exe, service, container, protocol). Only the top N label
+// sets (Options.Top, --metrics-top, default 50) by recent bytes (tx+rx,
+// exponentially decayed with Options.HalfLife) get their own series; the
+// bytes of every other label set are added to the overflow series
+// {exe="other", service="other", container="other"} of the same direction and
+// protocol. So per (direction, protocol) there are at most N+1 series, and
+// every observed byte is added to exactly one series: sum(increase(...)) over
+// any window equals the bytes observed in it.
+//
+// Counters stay monotonic: a label set's own series only ever grows while it
+// is in the top N. When it is demoted its series is no longer exported and
+// its later bytes go to "other"; if it is promoted again within the grace
+// period its series comes back with the value it had (never lower), so
+// rate()/increase() over the gap count nothing twice. (So the absolute sum
+// of the exported values is the bytes observed minus what demoted, not
+// exported, series hold; with no demotion it is exactly the bytes observed.) A sitting member keeps
+// its seat until a newcomer's score beats its own by Options.Hysteresis, so
+// series do not flap at the boundary.
+//
+// # Grace period
+//
+// A label set that sent and received nothing for Options.Grace (default
+// 10m) is forgotten: its series disappears from /metrics (Prometheus marks it
+// stale) and, should the same names come back later, they start again from 0,
+// which rate() treats as a counter reset. The overflow series are never
+// dropped.
+package metrics
+
+import (
+	"math"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults for Options.
+const (
+	DefaultTop        = 50
+	DefaultGrace      = 10 * time.Minute
+	DefaultHalfLife   = time.Minute
+	DefaultHysteresis = 1.5
+	// DefaultMaxTracked bounds how many label sets are remembered at all
+	// (members and candidates); the coldest candidates are forgotten first.
+	DefaultMaxTracked = 10000
+)
+
+// OtherLabel is the exe, service and container value of the overflow series.
+const OtherLabel = "other"
+
+// Direction label values.
+const (
+	DirTx = "tx" // sent by the local process
+	DirRx = "rx" // received by the local process
+)
+
+// BytesHelp is the HELP text of bwtracker_bytes_total.
+const BytesHelp = "Payload bytes sent (direction=tx) and received (direction=rx) at the socket layer, by executable basename (or comm), systemd service, container and protocol. " +
+	"There are no pid or remote-address labels on purpose: they would create a series per process or peer (ebpf_exporter's maintainers refused per-PID labels for this cardinality reason); use `bwtracker report` or the API for per-process detail. " +
+	"Only the top --metrics-top label sets by recent bytes have their own series; all others are summed into exe=\"other\",service=\"other\",container=\"other\"."
+
+// Delta is what one process moved in one interval, as the collector hands
+// it over. Exe is the executable path (its basename is the label) and Comm
+// the kernel's task name, used when Exe is unknown. Service and Container
+// are the names the collector chose for the process's cgroup (see
+// internal/cgroupinfo); Protocol is "tcp", "udp", ...
+type Delta struct {
+	Comm, Exe                    string
+	Service, Container, Protocol string
+	TxBytes, RxBytes             uint64
+}
+
+// Options configure an Exporter; zero values mean the defaults.
+type Options struct {
+	Top        int           // label sets with their own series (DefaultTop)
+	Grace      time.Duration // forget label sets idle this long (DefaultGrace)
+	HalfLife   time.Duration // half-life of the "recent bytes" score (DefaultHalfLife)
+	Hysteresis float64       // a newcomer must beat a member's score by this factor (DefaultHysteresis)
+	MaxTracked int           // label sets remembered at most (DefaultMaxTracked)
+	// NoRuntimeMetrics leaves out the Go runtime and process collectors.
+	NoRuntimeMetrics bool
+}
+
+type key struct {
+	exe, service, container, protocol string
+}
+
+type setState struct {
+	tx, rx   uint64    // own-series counters (only grow while a member)
+	score    float64   // decayed recent bytes
+	lastSeen time.Time // last time it moved a byte
+	member   bool
+}
+
+type otherKey struct {
+	protocol, dir string
+}
+
+// Exporter owns the Prometheus registry of one daemon. Its methods are safe
+// for concurrent use.
+type Exporter struct {
+	opts Options
+	reg  *prometheus.Registry
+
+	mu       sync.Mutex
+	sets     map[key]*setState
+	other    map[otherKey]uint64
+	members  int
+	lastObs  time.Time
+	drops    map[string]uint64
+	observed uint64 // all bytes ever observed, for self-checks
+
+	bytesDesc  *prometheus.Desc
+	dropsDesc  *prometheus.Desc
+	setsDesc   *prometheus.Desc
+	mapEntries *prometheus.GaugeVec
+	mapCap     *prometheus.GaugeVec
+	drain      prometheus.Histogram
+	dbWrite    prometheus.Histogram
+	dbErrors   prometheus.Counter
+	dbSize     prometheus.Gauge
+	lastFlush  prometheus.Gauge
+	hook       *prometheus.GaugeVec
+	buildInfo  *prometheus.GaugeVec
+}
+
+// New returns an Exporter with its own registry holding the bandwidth
+// counters and the self metrics.
+func New(opts Options) *Exporter {
+	if opts.Top <= 0 {
+		opts.Top = DefaultTop
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = DefaultGrace
+	}
+	if opts.HalfLife <= 0 {
+		opts.HalfLife = DefaultHalfLife
+	}
+	if opts.Hysteresis < 1 {
+		opts.Hysteresis = DefaultHysteresis
+	}
+	if opts.MaxTracked <= 0 {
+		opts.MaxTracked = DefaultMaxTracked
+	}
+	if opts.MaxTracked < opts.Top {
+		opts.MaxTracked = opts.Top
+	}
+	e := &Exporter{
+		opts:  opts,
+		reg:   prometheus.NewRegistry(),
+		sets:  make(map[key]*setState),
+		other: make(map[otherKey]uint64),
+		drops: make(map[string]uint64),
+		bytesDesc: prometheus.NewDesc("bwtracker_bytes_total", BytesHelp,
+			[]string{"exe", "service", "container", "direction", "protocol"}, nil),
+		dropsDesc: prometheus.NewDesc("bwtracker_drops_total",
+			"Events or bytes the kernel side could not count, by cause (map full, ...). Anything non-zero means the byte counters are low.",
+			[]string{"cause"}, nil),
+		setsDesc: prometheus.NewDesc("bwtracker_metrics_label_sets",
+			"Label sets of bwtracker_bytes_total: state=\"own\" have their own series (at most --metrics-top), state=\"tracked\" are all remembered for ranking.",
+			[]string{"state"}, nil),
+		mapEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bwtracker_map_entries",
+			Help: "Entries in a BPF map at the last drain; compare with bwtracker_map_capacity.",
+		}, []string{"map"}),
+		mapCap: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bwtracker_map_capacity",
+			Help: "Maximum entries of a BPF map.",
+		}, []string{"map"}),
+		drain: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bwtracker_drain_duration_seconds",
+			Help:    "Time to drain the BPF maps once.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9), // 100µs .. 6.5s
+		}),
+		dbWrite: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bwtracker_db_write_duration_seconds",
+			Help:    "Time to write one flush to the SQLite store.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9), // 0.5ms .. 33s
+		}),
+		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bwtracker_db_write_errors_total",
+			Help: "Flushes to the SQLite store that failed.",
+		}),
+		dbSize: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bwtracker_db_size_bytes",
+			Help: "Size of the SQLite database file.",
+		}),
+		lastFlush: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bwtracker_last_flush_timestamp_seconds",
+			Help: "Unix time of the last successful flush to the store.",
+		}),
+		hook: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bwtracker_hook_backend_info",
+			Help: "The kernel hook backend in use (tracepoint or fentry); always 1.",
+		}, []string{"backend"}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bwtracker_build_info",
+			Help: "bwtracker version and the running kernel; always 1.",
+		}, []string{"version", "kernel"}),
+	}
+	e.reg.MustRegister((*bytesCollector)(e), e.mapEntries, e.mapCap, e.drain, e.dbWrite,
+		e.dbErrors, e.dbSize, e.lastFlush, e.hook, e.buildInfo)
+	if !opts.NoRuntimeMetrics {
+		e.reg.MustRegister(collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return e
+}
+
+// Registry is the exporter's registry, for registering more collectors.
+func (e *Exporter) Registry() *prometheus.Registry { return e.reg }
+
+// Handler serves the registry in the Prometheus exposition formats. Mount
+// it behind the same auth as the API.
+func (e *Exporter) Handler() http.Handler {
+	return promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      e.reg,
+	})
+}
+
+// ExeLabel is the exe label for a process: the basename of its executable
+// path, else its comm, else "unknown".
+func ExeLabel(exe, comm string) string {
+	if exe != "" {
+		exe = strings.TrimSuffix(exe, " (deleted)")
+		if b := path.Base(exe); b != "." && b != "/" {
+			return sanitize(b)
+		}
+	}
+	if comm != "" {
+		return sanitize(comm)
+	}
+	return "unknown"
+}
+
+// sanitize keeps label values valid UTF-8 and of bounded length.
+func sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) > 256 {
+		s = strings.ToValidUTF8(s[:256], "")
+	}
+	return s
+}
+
+// Observe adds one interval's deltas. The collector calls it once per
+// interval (also with an empty slice, so idle label sets age); now is the
+// interval's end.
+func (e *Exporter) Observe(now time.Time, deltas []Delta) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	// 1. Age every score, then add this interval's bytes to them.
+	if !e.lastObs.IsZero() {
+		if dt := now.Sub(e.lastObs); dt > 0 {
+			f := decay(dt, e.opts.HalfLife)
+			for _, s := range e.sets {
+				s.score *= f
+			}
+		}
+	}
+	if now.After(e.lastObs) {
+		e.lastObs = now
+	}
+	type item struct {
+		k      key
+		tx, rx uint64
+	}
+	items := make([]item, 0, len(deltas))
+	for _, d := range deltas {
+		if d.TxBytes == 0 && d.RxBytes == 0 {
+			continue
+		}
+		k := key{
+			exe:       ExeLabel(d.Exe, d.Comm),
+			service:   sanitize(d.Service),
+			container: sanitize(d.Container),
+			protocol:  sanitize(d.Protocol),
+		}
+		if k.exe == OtherLabel && k.service == OtherLabel && k.container == OtherLabel {
+			k.exe = OtherLabel + "_" // never collide with the overflow series
+		}
+		s := e.sets[k]
+		if s == nil {
+			s = &setState{}
+			e.sets[k] = s
+		}
+		s.score += float64(d.TxBytes) + float64(d.RxBytes)
+		s.lastSeen = now
+		items = append(items, item{k, d.TxBytes, d.RxBytes})
+	}
+
+	// 2. Forget idle label sets, then choose this interval's members.
+	for k, s := range e.sets {
+		if now.Sub(s.lastSeen) >= e.opts.Grace {
+			delete(e.sets, k)
+		}
+	}
+	e.rank()
+
+	// 3. Attribute this interval's bytes to own series or to "other".
+	for _, it := range items {
+		s := e.sets[it.k]
+		e.observed += it.tx + it.rx
+		if s.member {
+			s.tx += it.tx
+			s.rx += it.rx
+			continue
+		}
+		if it.tx > 0 {
+			e.other[otherKey{it.k.protocol, DirTx}] += it.tx
+		}
+		if it.rx > 0 {
+			e.other[otherKey{it.k.protocol, DirRx}] += it.rx
+		}
+	}
+}
+
+// rank picks the top N label sets; members' scores count Hysteresis times
+// so a member is only displaced by a clearly busier newcomer.
+func (e *Exporter) rank() {
+	type cand struct {
+		k      key
+		s      *setState
+		weight float64
+	}
+	all := make([]cand, 0, len(e.sets))
+	for k, s := range e.sets {
+		w := s.score
+		if s.member {
+			w *= e.opts.Hysteresis
+		}
+		all = append(all, cand{k, s, w})
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].weight != all[j].weight {
+			return all[i].weight > all[j].weight
+		}
+		if all[i].s.member != all[j].s.member {
+			return all[i].s.member
+		}
+		return keyLess(all[i].k, all[j].k)
+	})
+	e.members = 0
+	for i, c := range all {
+		c.s.member = i < e.opts.Top
+		if c.s.member {
+			e.members++
+		}
+	}
+	// Bound memory: forget the coldest candidates beyond MaxTracked.
+	for _, c := range all[min(len(all), e.opts.MaxTracked):] {
+		delete(e.sets, c.k)
+	}
+}
+
+func keyLess(a, b key) bool {
+	if a.exe != b.exe {
+		return a.exe < b.exe
+	}
+	if a.service != b.service {
+		return a.service < b.service
+	}
+	if a.container != b.container {
+		return a.container < b.container
+	}
+	return a.protocol < b.protocol
+}
+
+// decay is 2^(-dt/halfLife).
+func decay(dt, halfLife time.Duration) float64 {
+	x := float64(dt) / float64(halfLife)
+	if x > 64 {
+		return 0
+	}
+	return math.Exp2(-x)
+}
+
+// SetDrops sets the cumulative drop counts per cause (as read from the
+// kernel's drop counters; values must not decrease).
+func (e *Exporter) SetDrops(cumulative map[string]uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for cause, v := range cumulative {
+		if v >= e.drops[cause] {
+			e.drops[cause] = v
+		}
+	}
+}
+
+// SetMapUsage records a BPF map's entries at the last drain and its
+// capacity (max_entries).
+func (e *Exporter) SetMapUsage(mapName string, entries, capacity int) {
+	e.mapEntries.WithLabelValues(mapName).Set(float64(entries))
+	e.mapCap.WithLabelValues(mapName).Set(float64(capacity))
+}
+
+// ObserveDrain records how long one drain of the BPF maps took.
+func (e *Exporter) ObserveDrain(d time.Duration) { e.drain.Observe(d.Seconds()) }
+
+// ObserveDBWrite records one flush to the store: its duration and whether
+// it failed.
+func (e *Exporter) ObserveDBWrite(d time.Duration, err error) {
+	e.dbWrite.Observe(d.Seconds())
+	if err != nil {
+		e.dbErrors.Inc()
+	}
+}
+
+// SetDBSize records the size of the database file in bytes.
+func (e *Exporter) SetDBSize(bytes int64) { e.dbSize.Set(float64(bytes)) }
+
+// SetLastFlush records the time of the last successful flush.
+func (e *Exporter) SetLastFlush(t time.Time) {
+	e.lastFlush.Set(float64(t.UnixNano()) / 1e9)
+}
+
+// SetHook records the hook backend in use ("tracepoint", "fentry").
+func (e *Exporter) SetHook(backend string) {
+	e.hook.Reset()
+	e.hook.WithLabelValues(backend).Set(1)
+}
+
+// SetBuildInfo records the version and kernel release.
+func (e *Exporter) SetBuildInfo(version, kernel string) {
+	e.buildInfo.Reset()
+	e.buildInfo.WithLabelValues(version, kernel).Set(1)
+}
+
+// bytesCollector exports the label-capped counters and the drops as const
+// metrics, so series can be dropped.
+type bytesCollector Exporter
+
+func (c *bytesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.bytesDesc
+	ch <- c.dropsDesc
+	ch <- c.setsDesc
+}
+
+func (c *bytesCollector) Collect(ch chan<- prometheus.Metric) {
+	e := (*Exporter)(c)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, s := range e.sets {
+		if !s.member {
+			continue
+		}
+		if s.tx > 0 {
+			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.tx),
+				k.exe, k.service, k.container, DirTx, k.protocol)
+		}
+		if s.rx > 0 {
+			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.rx),
+				k.exe, k.service, k.container, DirRx, k.protocol)
+		}
+	}
+	for k, v := range e.other {
+		ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(v),
+			OtherLabel, OtherLabel, OtherLabel, k.dir, k.protocol)
+	}
+	for cause, v := range e.drops {
+		ch <- prometheus.MustNewConstMetric(e.dropsDesc, prometheus.CounterValue, float64(v), cause)
+	}
+	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(e.members), "own")
+	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(len(e.sets)), "tracked")
+}
