@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bwtracker/bwtracker/internal/bpf"
+	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/procinfo"
+	"github.com/bwtracker/bwtracker/internal/store"
+	"github.com/bwtracker/bwtracker/internal/version"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "track every process's network traffic (the daemon; needs root)",
+		UsageText: "sudo bwtracker run [--db PATH] [--interval 1s] [--hook auto|tracepoint|fentry]",
+		Description: `Loads the eBPF programs, drains their counters every --interval into the
+database and serves the API and dashboard. Stops cleanly on SIGINT/SIGTERM:
+everything counted up to the signal is written before it exits.
+
+Needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN. See ` + "`bwtracker check`" + `.
+
+Examples:
+   sudo bwtracker run
+   sudo bwtracker run --db /tmp/bw.db --interval 100ms
+   sudo bwtracker run --hook tracepoint --debug`,
+		Flags: []cli.Flag{
+			dbFlag(),
+			&cli.DurationFlag{Name: "interval", Value: time.Second, EnvVars: []string{"BWTRACKER_INTERVAL"}, Usage: "how often to drain the kernel counters and write the database (10ms to 1h)"},
+			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook backend: auto (probe the kernel), tracepoint (Linux >= 6.4) or fentry (5.17 - 6.3)"},
+			&cli.UintFlag{Name: "map-entries", Value: 32768, Usage: "capacity of each kernel flow map (flows per interval); overflow is counted as drops"},
+		},
+		Action: runDaemon,
+	}
+}
+
+func runDaemon(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("run takes no arguments (got %q)", c.Args().First())
+	}
+	interval := c.Duration("interval")
+	if interval < 10*time.Millisecond || interval > time.Hour {
+		return usagef("--interval %s: must be between 10ms and 1h", interval)
+	}
+	hook := bpf.Backend(c.String("hook"))
+	switch hook {
+	case bpf.Auto, bpf.Tracepoint, bpf.Fentry:
+	default:
+		return usagef("--hook %q: valid are auto, tracepoint, fentry", hook)
+	}
+	entries := c.Uint("map-entries")
+	if entries < 64 || entries > 1<<22 {
+		return usagef("--map-entries %d: must be between 64 and 4194304", entries)
+	}
+	log := newLogger(c)
+	if miss := missingCaps(); len(miss) > 0 {
+		return cli.Exit(fmt.Sprintf("run needs root or the capabilities %s (missing: %s): try `sudo bwtracker run`",
+			"CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN", strings.Join(miss, ", ")), 1)
+	}
+	st, err := store.Open(c.String(flagDB), store.Options{})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer st.Close()
+
+	tr, err := bpf.Load(bpf.Options{Hook: hook, MapEntries: uint32(entries), SelfTGID: uint32(os.Getpid()), Log: log})
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	defer tr.Close()
+
+	col := collector.New(collector.Config{
+		Interval: interval, Version: version.Version, Kernel: kernelRelease(), Log: log,
+	}, tr, st, procinfo.New(""))
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("tracking", "backend", tr.Backend(), "db", st.Path(), "interval", interval, "kernel", kernelRelease(), "pid", os.Getpid())
+	errc := make(chan error, 1)
+	go func() { errc <- col.Run(ctx) }()
+	err = <-errc
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return cli.Exit(fmt.Sprintf("stopping: %v", err), 1)
+	}
+	log.Info("stopped; all counted traffic written", "db", st.Path())
+	return nil
+}

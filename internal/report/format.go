@@ -1,0 +1,156 @@
+// Package report renders store query results for people (table, IEC
+// units) and for programs (JSON, CSV: exact integers).
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/bwtracker/bwtracker/internal/store"
+)
+
+// Formats accepted by --format.
+var Formats = []string{"table", "json", "csv"}
+
+// column is one output field: its JSON/CSV name, table header, and getters.
+type column struct {
+	name   string
+	header string
+	json   func(store.Row) any
+	text   func(store.Row) string
+}
+
+func dimColumns(dim string) []column {
+	switch dim {
+	case store.DimProcess:
+		return []column{
+			{"pid", "PID", func(r store.Row) any { return r.PID }, func(r store.Row) string { return strconv.FormatUint(uint64(r.PID), 10) }},
+			{"comm", "COMM", func(r store.Row) any { return r.Comm }, func(r store.Row) string { return r.Comm }},
+			{"exe", "EXE", func(r store.Row) any { return r.Exe }, func(r store.Row) string { return r.Exe }},
+		}
+	case store.DimRemote:
+		return []column{{"remote_ip", "REMOTE", func(r store.Row) any { return r.RemoteIP }, func(r store.Row) string {
+			if r.RemoteIP == "" {
+				return "(unknown)"
+			}
+			return r.RemoteIP
+		}}}
+	case store.DimProtocol:
+		return []column{{"protocol", "PROTO", func(r store.Row) any { return r.Protocol }, func(r store.Row) string { return r.Protocol }}}
+	}
+	return nil
+}
+
+func columns(by []string) []column {
+	var cols []column
+	for _, d := range by {
+		cols = append(cols, dimColumns(d)...)
+	}
+	return cols
+}
+
+// Write renders rows grouped by `by` in format.
+func Write(w io.Writer, format string, by []string, rows []store.Row) error {
+	cols := columns(by)
+	switch format {
+	case "json":
+		out := make([]jsonRow, 0, len(rows))
+		for _, r := range rows {
+			jr := jsonRow{}
+			for _, c := range cols {
+				jr = append(jr, kv{c.name, c.json(r)})
+			}
+			jr = append(jr, kv{"tx_bytes", r.TxBytes}, kv{"rx_bytes", r.RxBytes})
+			out = append(out, jr)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	case "csv":
+		cw := csv.NewWriter(w)
+		var hdr []string
+		for _, c := range cols {
+			hdr = append(hdr, c.name)
+		}
+		hdr = append(hdr, "tx_bytes", "rx_bytes")
+		cw.Write(hdr)
+		for _, r := range rows {
+			var rec []string
+			for _, c := range cols {
+				rec = append(rec, c.text(r))
+			}
+			rec = append(rec, strconv.FormatUint(r.TxBytes, 10), strconv.FormatUint(r.RxBytes, 10))
+			cw.Write(rec)
+		}
+		cw.Flush()
+		return cw.Error()
+	case "table", "":
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		var hdr []string
+		for _, c := range cols {
+			hdr = append(hdr, c.header)
+		}
+		hdr = append(hdr, "SENT", "RECEIVED", "TOTAL")
+		fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
+		var tx, rx uint64
+		for _, r := range rows {
+			var rec []string
+			for _, c := range cols {
+				rec = append(rec, c.text(r))
+			}
+			rec = append(rec, IBytes(r.TxBytes), IBytes(r.RxBytes), IBytes(r.Total()))
+			fmt.Fprintln(tw, strings.Join(rec, "\t")+"\t")
+			tx += r.TxBytes
+			rx += r.RxBytes
+		}
+		if len(rows) == 0 {
+			tw.Flush()
+			fmt.Fprintln(w, "(no traffic recorded in this window)")
+			return nil
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%d rows; total sent %s, received %s\n", len(rows), IBytes(tx), IBytes(rx))
+		return nil
+	}
+	return fmt.Errorf("unknown format %q: valid are %s", format, strings.Join(Formats, ", "))
+}
+
+// IBytes is a byte count in IEC units (KiB, MiB...).
+func IBytes(n uint64) string { return humanize.IBytes(n) }
+
+// jsonRow keeps field order in JSON output.
+type jsonRow []kv
+
+type kv struct {
+	k string
+	v any
+}
+
+func (r jsonRow) MarshalJSON() ([]byte, error) {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, f := range r {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(f.k)
+		v, err := json.Marshal(f.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return []byte(b.String()), nil
+}
