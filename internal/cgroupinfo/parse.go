@@ -99,6 +99,9 @@ func Parse(path string) Info {
 
 	underUserManager := false
 	for i, c := range comps {
+		if c == ".." { // a path relative to another cgroup namespace's root
+			continue
+		}
 		prev := ""
 		if i > 0 {
 			prev = comps[i-1]

@@ -85,6 +85,10 @@ func TestParse(t *testing.T) {
 			Info{Path: "/system.slice/cron.service", Service: "cron.service"}},
 		{"arbitrary test cgroup", "/bwtracker-test-1234",
 			Info{Path: "/bwtracker-test-1234"}},
+		{"outside our cgroup namespace",
+			"/../../kubepods.slice/kubepods-pod" + uid1Underscored + ".slice/cri-containerd-" + hexA + ".scope",
+			Info{Path: "/../../kubepods.slice/kubepods-pod" + uid1Underscored + ".slice/cri-containerd-" + hexA + ".scope",
+				ContainerID: hexA, Runtime: RuntimeContainerd, PodUID: uid1}},
 		{"hex under non-docker parent is not a container", "/foo/" + hexA,
 			Info{Path: "/foo/" + hexA}},
 	}
@@ -149,6 +153,11 @@ func TestFindCgroup2Mount(t *testing.T) {
 	nested := `700 690 0:23 /kubepods.slice/x /sys/fs/cgroup ro - cgroup2 cgroup2 rw
 701 690 0:23 / /host/sys/fs/cgroup ro - cgroup2 cgroup2 rw
 `
+	// A pod with a private cgroup namespace and the host's /sys/fs/cgroup
+	// mounted over its own by a hostPath volume.
+	podns := `801 790 0:23 /../../.. /host/cgroup ro - cgroup2 cgroup2 rw
+800 790 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+`
 	escaped := `41 31 0:38 / /mnt/cgroup\040two rw - cgroup2 cgroup2 rw
 `
 	v1only := `32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -160,6 +169,7 @@ func TestFindCgroup2Mount(t *testing.T) {
 		{"hybrid", hybrid, "/sys/fs/cgroup/unified", false},
 		{"pure", pure, "/sys/fs/cgroup", false},
 		{"nested", nested, "/host/sys/fs/cgroup", false},
+		{"pod cgroupns with host mount", podns, "/host/cgroup", false},
 		{"escaped", escaped, "/mnt/cgroup two", false},
 		{"v1 only", v1only, "", true},
 	} {

@@ -27,11 +27,17 @@ var ErrNoCgroup2 = errors.New("no cgroup2 mount in /proc/self/mountinfo: contain
 
 // FindCgroup2Mount returns the mount point of the cgroup2 file system from
 // the content of a mountinfo file (proc(5)): /sys/fs/cgroup on a pure v2
-// host, /sys/fs/cgroup/unified on a hybrid one. When several are mounted
-// the one whose root is "/" wins (the others are views of a subtree, e.g.
-// inside a cgroup namespace).
+// host, /sys/fs/cgroup/unified on a hybrid one.
+//
+// When several are mounted, the one closest to the real root of the
+// hierarchy wins. Inside a container with a private cgroup namespace (the
+// default for Kubernetes pods on cgroup v2) the container's own
+// /sys/fs/cgroup shows root "/" while the host's hierarchy, bind-mounted by a
+// hostPath volume, shows a root like "/../../..": that one is preferred,
+// since BPF reports cgroup ids of the whole host. Bind mounts of a subtree
+// ("/system.slice") rank last.
 func FindCgroup2Mount(mountinfo io.Reader) (string, error) {
-	var best, any string
+	best, bestRank := "", 0
 	sc := bufio.NewScanner(mountinfo)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -45,24 +51,36 @@ func FindCgroup2Mount(mountinfo io.Reader) (string, error) {
 		if len(rf) < 1 || rf[0] != "cgroup2" || len(lf) < 5 {
 			continue
 		}
-		mnt := unescapeMountinfo(lf[4])
-		if any == "" {
-			any = mnt
-		}
-		if lf[3] == "/" && best == "" {
-			best = mnt
+		rank := mountRootRank(unescapeMountinfo(lf[3]))
+		// ">=": of equal rank the later mount wins, as it shadows earlier
+		// ones at the same mount point.
+		if best == "" || rank >= bestRank {
+			best, bestRank = unescapeMountinfo(lf[4]), rank
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return "", fmt.Errorf("read mountinfo: %w", err)
 	}
-	if best != "" {
-		return best, nil
+	if best == "" {
+		return "", ErrNoCgroup2
 	}
-	if any != "" {
-		return any, nil
+	return best, nil
+}
+
+// mountRootRank is higher for a mount root nearer the hierarchy's real root:
+// each leading ".." counts +1, each other component -1.
+func mountRootRank(root string) int {
+	rank := 0
+	for _, c := range strings.Split(strings.Trim(root, "/"), "/") {
+		switch c {
+		case "":
+		case "..":
+			rank++
+		default:
+			rank--
+		}
 	}
-	return "", ErrNoCgroup2
+	return rank
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 for space ...) that the
@@ -252,6 +270,12 @@ func (r *Resolver) ResolvePID(pid int) (Info, error) {
 		return Info{}, fmt.Errorf("cgroup of pid %d: no cgroup v2 (\"0::\") line in /proc/%d/cgroup", pid, pid)
 	}
 	info := Parse(path)
+	if strings.HasPrefix(path, "/..") {
+		// The process is outside our cgroup namespace: the path is
+		// relative to our namespace root and cannot be joined to the mount.
+		// Parse still names its unit, container and pod.
+		return info, nil
+	}
 	if ino, err := inode(filepath.Join(r.root, filepath.FromSlash(path))); err == nil {
 		info.ID = ino
 		r.store(info)
