@@ -1,0 +1,531 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/store"
+)
+
+// badRequest answers 400 for a ParamError (and anything else the parsers
+// return).
+func badRequest(c *gin.Context, err error) {
+	fail(c, http.StatusBadRequest, err.Error())
+}
+
+func (s *server) needLive(c *gin.Context) bool {
+	if s.live == nil {
+		fail(c, http.StatusServiceUnavailable, "live data is not available: the collector is not running in this process")
+		return false
+	}
+	return true
+}
+
+func (s *server) needStore(c *gin.Context) bool {
+	if s.q == nil {
+		fail(c, http.StatusServiceUnavailable, "history is not available: no database is open")
+		return false
+	}
+	return true
+}
+
+// storeFailed answers a store error: the query string was already
+// validated, so this is the database's fault (busy, corrupt, gone): 503.
+func storeFailed(c *gin.Context, err error) {
+	if errors.Is(c.Request.Context().Err(), context.Canceled) {
+		c.Abort() // client went away
+		return
+	}
+	slog.Warn("api: store query failed", "path", c.Request.URL.Path, "err", err)
+	fail(c, http.StatusServiceUnavailable, "database query failed: "+err.Error())
+}
+
+func (s *server) queryCtx(c *gin.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request.Context(), queryTimeout)
+}
+
+// --- /api/current ---------------------------------------------------------
+
+// CurrentResponse is the body of /api/current and of each stream event.
+type CurrentResponse struct {
+	Time         time.Time            `json:"time"`
+	IntervalMs   int64                `json:"interval_ms"`
+	TxRate       float64              `json:"tx_bytes_per_sec"`
+	RxRate       float64              `json:"rx_bytes_per_sec"`
+	TxBytes      uint64               `json:"tx_bytes"`
+	RxBytes      uint64               `json:"rx_bytes"`
+	ProcessCount int                  `json:"process_count"` // before top
+	Processes    []collector.ProcRate `json:"processes"`
+}
+
+func (s *server) intervalMs(snap collector.Snapshot) int64 {
+	if snap.Interval > 0 {
+		return snap.Interval.Milliseconds()
+	}
+	if st := s.live.Status(); st.Interval > 0 {
+		return st.Interval.Milliseconds()
+	}
+	return 1000
+}
+
+func (s *server) currentBody(snap collector.Snapshot, q currentQuery) CurrentResponse {
+	procs := slices.Clone(snap.Processes)
+	sortProcs(procs, q.Sort)
+	n := len(procs)
+	if q.Top > 0 && len(procs) > q.Top {
+		procs = procs[:q.Top]
+	}
+	if procs == nil {
+		procs = []collector.ProcRate{}
+	}
+	return CurrentResponse{
+		Time: snap.Time, IntervalMs: s.intervalMs(snap),
+		TxRate: snap.TxRate, RxRate: snap.RxRate, TxBytes: snap.TxBytes, RxBytes: snap.RxBytes,
+		ProcessCount: n, Processes: procs,
+	}
+}
+
+// currentJSON encodes the /api/current body, reusing the last encoding
+// while the snapshot and the query are unchanged: the dashboard, `top` and
+// every stream subscriber ask for the same thing once per interval.
+func (s *server) currentJSON(snap collector.Snapshot, q currentQuery) []byte {
+	return s.cur.get(snap, q, func() []byte {
+		b, err := json.Marshal(s.currentBody(snap, q))
+		if err != nil { // NaN/Inf rate from a broken clock: say so, do not 500
+			slog.Warn("api: cannot encode snapshot", "err", err)
+			b, _ = json.Marshal(gin.H{"error": "snapshot could not be encoded: " + err.Error()})
+		}
+		return b
+	})
+}
+
+type currentKey struct {
+	t     time.Time
+	n     int
+	q     currentQuery
+	valid bool
+}
+
+// currentCache holds a few recent encodings (one per distinct query).
+type currentCache struct {
+	mu      sync.Mutex
+	entries [4]struct {
+		k currentKey
+		b []byte
+	}
+	next int
+}
+
+func (cc *currentCache) get(snap collector.Snapshot, q currentQuery, enc func() []byte) []byte {
+	k := currentKey{t: snap.Time, n: len(snap.Processes), q: q, valid: true}
+	cc.mu.Lock()
+	for _, e := range cc.entries {
+		if e.k == k {
+			cc.mu.Unlock()
+			return e.b
+		}
+	}
+	cc.mu.Unlock()
+	b := enc()
+	if snap.Time.IsZero() {
+		return b // no identity to cache on
+	}
+	cc.mu.Lock()
+	cc.entries[cc.next].k, cc.entries[cc.next].b = k, b
+	cc.next = (cc.next + 1) % len(cc.entries)
+	cc.mu.Unlock()
+	return b
+}
+
+func sortProcs(p []collector.ProcRate, key string) {
+	num := func(r collector.ProcRate) float64 {
+		switch key {
+		case "tx_rate":
+			return r.TxRate
+		case "rx_rate":
+			return r.RxRate
+		case "total":
+			return float64(r.TxBytes + r.RxBytes)
+		case "tx":
+			return float64(r.TxBytes)
+		case "rx":
+			return float64(r.RxBytes)
+		default:
+			return r.TxRate + r.RxRate
+		}
+	}
+	tie := func(a, b collector.ProcRate) int {
+		if c := cmpDesc(a.TxRate+a.RxRate, b.TxRate+b.RxRate); c != 0 {
+			return c
+		}
+		if c := cmpDesc(float64(a.TxBytes+a.RxBytes), float64(b.TxBytes+b.RxBytes)); c != 0 {
+			return c
+		}
+		if a.PID != b.PID {
+			return cmpAsc(a.PID, b.PID)
+		}
+		return cmpAsc(a.StartNS, b.StartNS)
+	}
+	slices.SortStableFunc(p, func(a, b collector.ProcRate) int {
+		switch key {
+		case "pid":
+			if a.PID != b.PID {
+				return cmpAsc(a.PID, b.PID)
+			}
+			return cmpAsc(a.StartNS, b.StartNS)
+		case "comm":
+			if c := strings.Compare(a.Comm, b.Comm); c != 0 {
+				return c
+			}
+			return tie(a, b)
+		}
+		if c := cmpDesc(num(a), num(b)); c != 0 {
+			return c
+		}
+		return tie(a, b)
+	})
+}
+
+func cmpDesc(a, b float64) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+func cmpAsc[T uint32 | uint64](a, b T) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *server) current(c *gin.Context) {
+	q, err := parseCurrent(c.Request.URL.Query())
+	if err != nil {
+		badRequest(c, err)
+		return
+	}
+	if !s.needLive(c) {
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Data(http.StatusOK, "application/json; charset=utf-8", s.currentJSON(s.live.Snapshot(), q))
+}
+
+// --- /api/history ---------------------------------------------------------
+
+// HistoryPoint is one step of /api/history: bytes within [ts, ts+step).
+type HistoryPoint struct {
+	TsMs    int64  `json:"ts"`
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
+}
+
+// HistoryResponse is the body of /api/history. Points are dense: every step
+// of the window is present, zero where nothing was sent.
+type HistoryResponse struct {
+	StepSeconds int64          `json:"step_seconds"`
+	Since       time.Time      `json:"since"`
+	Until       time.Time      `json:"until"`
+	PID         uint32         `json:"pid,omitempty"`
+	Comm        string         `json:"comm,omitempty"`
+	TxBytes     uint64         `json:"tx_bytes"`
+	RxBytes     uint64         `json:"rx_bytes"`
+	Points      []HistoryPoint `json:"points"`
+}
+
+func (s *server) history(c *gin.Context) {
+	q, err := parseHistory(c.Request.URL.Query(), s.now())
+	if err != nil {
+		badRequest(c, err)
+		return
+	}
+	if !s.needStore(c) {
+		return
+	}
+	ctx, cancel := s.queryCtx(c)
+	defer cancel()
+	pts, err := s.q.Series(ctx, store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm}, q.Step)
+	if err != nil {
+		storeFailed(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, denseHistory(q, pts))
+}
+
+func denseHistory(q historyQuery, pts []store.Point) HistoryResponse {
+	stepMs := q.Step.Milliseconds()
+	first := floorDiv(q.Since.UnixMilli(), stepMs)
+	n := buckets(q.window, q.Step)
+	out := HistoryResponse{
+		StepSeconds: stepMs / 1000, Since: q.Since.UTC(), Until: q.Until.UTC(), PID: q.PID, Comm: q.Comm,
+		Points: make([]HistoryPoint, n),
+	}
+	for i := range out.Points {
+		out.Points[i].TsMs = (first + int64(i)) * stepMs
+	}
+	for _, p := range pts {
+		i := floorDiv(p.TsMs, stepMs) - first
+		if i < 0 || i >= n {
+			continue // cannot happen: the store filtered the same window
+		}
+		out.Points[i].TxBytes += p.TxBytes
+		out.Points[i].RxBytes += p.RxBytes
+		out.TxBytes += p.TxBytes
+		out.RxBytes += p.RxBytes
+	}
+	return out
+}
+
+// --- /api/processes ---------------------------------------------------------
+
+// ProcessTotal is one process's bytes in a window: the numbers of
+// `bwtracker report --by process` for the same window.
+type ProcessTotal struct {
+	PID     uint32 `json:"pid"`
+	StartNS uint64 `json:"start_ns"`
+	Comm    string `json:"comm"`
+	Exe     string `json:"exe"`
+	UID     uint32 `json:"uid"`
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
+}
+
+// ProcessRow is one row of /api/processes.
+type ProcessRow struct {
+	ProcessTotal
+	Remotes int `json:"remotes"` // distinct known remote addresses in the window
+}
+
+func processTotal(r store.Row) ProcessTotal {
+	return ProcessTotal{PID: r.PID, StartNS: r.StartNS, Comm: r.Comm, Exe: r.Exe, UID: r.UID, TxBytes: r.TxBytes, RxBytes: r.RxBytes}
+}
+
+// ProcessesResponse is the body of /api/processes.
+type ProcessesResponse struct {
+	Since     time.Time    `json:"since"`
+	Until     time.Time    `json:"until"`
+	Truncated bool         `json:"truncated"` // more rows than top
+	Processes []ProcessRow `json:"processes"`
+}
+
+type procID struct {
+	pid   uint32
+	start uint64
+	comm  string
+}
+
+func (s *server) processes(c *gin.Context) {
+	q, err := parseProcesses(c.Request.URL.Query(), s.now())
+	if err != nil {
+		badRequest(c, err)
+		return
+	}
+	if !s.needStore(c) {
+		return
+	}
+	ctx, cancel := s.queryCtx(c)
+	defer cancel()
+	base := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm}
+	pq := base
+	pq.By, pq.Top = []string{store.DimProcess}, q.Top+1
+	rows, err := s.q.Totals(ctx, pq)
+	if err != nil {
+		storeFailed(c, err)
+		return
+	}
+	out := ProcessesResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), Processes: []ProcessRow{}}
+	if len(rows) > q.Top {
+		rows, out.Truncated = rows[:q.Top], true
+	}
+	want := map[procID]int{}
+	for i, r := range rows {
+		out.Processes = append(out.Processes, ProcessRow{ProcessTotal: processTotal(r)})
+		want[procID{r.PID, r.StartNS, r.Comm}] = i
+	}
+	if len(rows) > 0 {
+		// Remote host counts of the listed processes.
+		rq := base
+		rq.By = []string{store.DimProcess, store.DimRemote}
+		if len(rows) == 1 {
+			rq.PID, rq.Comm = rows[0].PID, rows[0].Comm
+		}
+		rr, err := s.q.Totals(ctx, rq)
+		if err != nil {
+			storeFailed(c, err)
+			return
+		}
+		for _, r := range rr {
+			if i, ok := want[procID{r.PID, r.StartNS, r.Comm}]; ok && r.RemoteIP != "" {
+				out.Processes[i].Remotes++
+			}
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// --- /api/remotes -----------------------------------------------------------
+
+// RemoteTotal is one row of /api/remotes.
+type RemoteTotal struct {
+	RemoteIP string `json:"remote_ip"` // "" when the kernel saw no peer
+	Protocol string `json:"protocol,omitempty"`
+	TxBytes  uint64 `json:"tx_bytes"`
+	RxBytes  uint64 `json:"rx_bytes"`
+}
+
+// RemotesResponse is the body of /api/remotes.
+type RemotesResponse struct {
+	Since     time.Time     `json:"since"`
+	Until     time.Time     `json:"until"`
+	PID       uint32        `json:"pid,omitempty"`
+	Comm      string        `json:"comm,omitempty"`
+	Truncated bool          `json:"truncated"`
+	Remotes   []RemoteTotal `json:"remotes"`
+}
+
+func (s *server) remotes(c *gin.Context) {
+	q, err := parseRemotes(c.Request.URL.Query(), s.now())
+	if err != nil {
+		badRequest(c, err)
+		return
+	}
+	if !s.needStore(c) {
+		return
+	}
+	ctx, cancel := s.queryCtx(c)
+	defer cancel()
+	sq := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, By: []string{store.DimRemote}, Top: q.Top + 1}
+	if q.Protocol {
+		sq.By = append(sq.By, store.DimProtocol)
+	}
+	rows, err := s.q.Totals(ctx, sq)
+	if err != nil {
+		storeFailed(c, err)
+		return
+	}
+	out := RemotesResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), PID: q.PID, Comm: q.Comm, Remotes: []RemoteTotal{}}
+	if len(rows) > q.Top {
+		rows, out.Truncated = rows[:q.Top], true
+	}
+	for _, r := range rows {
+		out.Remotes = append(out.Remotes, RemoteTotal{RemoteIP: r.RemoteIP, Protocol: r.Protocol, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// --- /api/summary -----------------------------------------------------------
+
+// SummaryResponse is the body of /api/summary.
+type SummaryResponse struct {
+	Since        time.Time      `json:"since"`
+	Until        time.Time      `json:"until"`
+	TxBytes      uint64         `json:"tx_bytes"`
+	RxBytes      uint64         `json:"rx_bytes"`
+	Processes    int            `json:"processes"` // processes with traffic in the window
+	TopProcesses []ProcessTotal `json:"top_processes"`
+	TopRemotes   []RemoteTotal  `json:"top_remotes"`
+}
+
+func (s *server) summary(c *gin.Context) {
+	q, err := parseSummary(c.Request.URL.Query(), s.now())
+	if err != nil {
+		badRequest(c, err)
+		return
+	}
+	if !s.needStore(c) {
+		return
+	}
+	ctx, cancel := s.queryCtx(c)
+	defer cancel()
+	base := store.Query{Since: q.Since, Until: q.Until}
+	pq := base
+	pq.By = []string{store.DimProcess}
+	rows, err := s.q.Totals(ctx, pq)
+	if err != nil {
+		storeFailed(c, err)
+		return
+	}
+	out := SummaryResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), Processes: len(rows), TopProcesses: []ProcessTotal{}, TopRemotes: []RemoteTotal{}}
+	for i, r := range rows {
+		out.TxBytes += r.TxBytes
+		out.RxBytes += r.RxBytes
+		if i < q.Top {
+			out.TopProcesses = append(out.TopProcesses, processTotal(r))
+		}
+	}
+	rq := base
+	rq.By, rq.Top = []string{store.DimRemote}, q.Top
+	rr, err := s.q.Totals(ctx, rq)
+	if err != nil {
+		storeFailed(c, err)
+		return
+	}
+	for _, r := range rr {
+		out.TopRemotes = append(out.TopRemotes, RemoteTotal{RemoteIP: r.RemoteIP, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// --- /api/status ------------------------------------------------------------
+
+// StatusResponse is the body of /api/status: the collector's Status plus
+// what only the server knows.
+type StatusResponse struct {
+	collector.Status
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	IntervalMs    int64   `json:"interval_ms"`
+	Listen        string  `json:"listen"`
+	AuthRequired  bool    `json:"auth_required"`
+	Live          bool    `json:"live"`
+}
+
+func (s *server) status(c *gin.Context) {
+	if _, err := newParams(c.Request.URL.Query()); err != nil {
+		badRequest(c, err)
+		return
+	}
+	var out StatusResponse
+	if s.live != nil {
+		out.Status = s.live.Status()
+		out.Live = true
+	}
+	if s.cfg.Version != "" {
+		out.Version = s.cfg.Version
+	}
+	if out.Drops == nil {
+		out.Drops = map[string]uint64{}
+	}
+	if sz, ok := s.q.(sizer); ok {
+		if out.DBPath == "" {
+			out.DBPath = sz.Path()
+		}
+		if out.DBSize == 0 {
+			out.DBSize = sz.Size()
+		}
+	}
+	if !out.Started.IsZero() {
+		out.UptimeSeconds = s.now().Sub(out.Started).Seconds()
+	}
+	out.IntervalMs = out.Interval.Milliseconds()
+	out.Listen = s.cfg.Listen
+	out.AuthRequired = s.token != nil
+	c.JSON(http.StatusOK, out)
+}

@@ -1,0 +1,459 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on what a query may ask for. Every list the API returns is capped.
+const (
+	MaxTop        = 1000 // rows in any list
+	DefaultTop    = 100  // rows in /api/processes and /api/remotes by default
+	MaxPoints     = 1000 // points in one /api/history answer
+	MaxWindow     = 10 * 366 * 24 * time.Hour
+	maxCommLen    = 64 // the kernel's comm is 15 bytes; leave room for UTF-8
+	maxParamBytes = 256
+)
+
+// ParamError is a bad query parameter; it becomes 400 {"error": "..."}.
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string { return e.Param + ": " + e.Msg }
+
+func badParam(param, format string, args ...any) error {
+	return &ParamError{Param: param, Msg: fmt.Sprintf(format, args...)}
+}
+
+// params wraps a request's query values: it refuses unknown and repeated
+// parameters up front, and treats an empty value as absent.
+type params struct {
+	v url.Values
+}
+
+func newParams(v url.Values, allowed ...string) (params, error) {
+	ok := map[string]bool{}
+	for _, a := range allowed {
+		ok[a] = true
+	}
+	// Report problems in a stable order.
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !ok[k] {
+			name := k
+			if len(name) > 40 || !utf8.ValidString(name) {
+				name = strconv.QuoteToASCII(truncate(name, 40))
+			}
+			if len(allowed) == 0 {
+				return params{}, badParam(name, "unknown parameter: this endpoint takes no parameters")
+			}
+			return params{}, badParam(name, "unknown parameter: valid are %s", strings.Join(allowed, ", "))
+		}
+		if len(v[k]) > 1 {
+			return params{}, badParam(k, "given %d times: give it once", len(v[k]))
+		}
+		if len(v[k][0]) > maxParamBytes {
+			return params{}, badParam(k, "value is %d bytes long: at most %d", len(v[k][0]), maxParamBytes)
+		}
+	}
+	return params{v: v}, nil
+}
+
+func (p params) get(k string) string { return strings.TrimSpace(p.v.Get(k)) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func quote(s string) string { return strconv.QuoteToASCII(truncate(s, 64)) }
+
+// ParseDuration accepts Go durations plus days and weeks: 90s, 30m, 1h30m,
+// 7d, 2w, 1.5d. It refuses negative values and anything over MaxWindow.
+func ParseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	if s[0] == '-' || s[0] == '+' {
+		return 0, fmt.Errorf("a duration has no sign: since=1h means one hour ago")
+	}
+	var total float64
+	rest := s
+	for rest != "" {
+		i := 0
+		for i < len(rest) && (rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.') {
+			i++
+		}
+		if i == 0 {
+			return 0, fmt.Errorf("expected a number at %q", truncate(rest, 16))
+		}
+		num, err := strconv.ParseFloat(rest[:i], 64)
+		if err != nil || math.IsNaN(num) || math.IsInf(num, 0) {
+			return 0, fmt.Errorf("bad number %q", truncate(rest[:i], 16))
+		}
+		rest = rest[i:]
+		j := 0
+		for j < len(rest) && !(rest[j] >= '0' && rest[j] <= '9' || rest[j] == '.') {
+			j++
+		}
+		unit := rest[:j]
+		rest = rest[j:]
+		var mult time.Duration
+		switch unit {
+		case "ns":
+			mult = time.Nanosecond
+		case "us", "µs":
+			mult = time.Microsecond
+		case "ms":
+			mult = time.Millisecond
+		case "s":
+			mult = time.Second
+		case "m":
+			mult = time.Minute
+		case "h":
+			mult = time.Hour
+		case "d":
+			mult = 24 * time.Hour
+		case "w":
+			mult = 7 * 24 * time.Hour
+		case "":
+			return 0, fmt.Errorf("missing unit after %s (use s, m, h, d or w)", truncate(strconv.FormatFloat(num, 'g', -1, 64), 16))
+		default:
+			return 0, fmt.Errorf("unknown unit %q (use s, m, h, d or w)", truncate(unit, 8))
+		}
+		total += num * float64(mult)
+		if total > float64(MaxWindow) {
+			return 0, fmt.Errorf("longer than the %s maximum", "10 years")
+		}
+	}
+	return time.Duration(total), nil
+}
+
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05",
+	"2006-01-02T15:04",
+	"2006-01-02 15:04:05",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+// ParseTime reads a point in time: a duration ago (1h, 30m, 7d), "now", or
+// an absolute time (RFC3339; without a zone, YYYY-MM-DD[THH:MM[:SS]] is local
+// time).
+func ParseTime(param, s string, now time.Time) (time.Time, error) {
+	if s == "now" {
+		return now, nil
+	}
+	if s != "" && (s[0] >= '0' && s[0] <= '9' || s[0] == '.') && !looksLikeDate(s) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return time.Time{}, badParam(param, "%s: %v; want a duration ago like 1h, 30m, 7d or an RFC3339 time like 2025-05-01T12:00:00Z", quote(s), err)
+		}
+		return now.Add(-d), nil
+	}
+	for i, l := range timeLayouts {
+		var t time.Time
+		var err error
+		if i == 0 {
+			t, err = time.Parse(l, s)
+		} else {
+			t, err = time.ParseInLocation(l, s, time.Local)
+		}
+		if err == nil {
+			if t.Year() < 1970 || t.Year() > 9999 {
+				return time.Time{}, badParam(param, "%s is out of range (1970 to 9999)", quote(s))
+			}
+			return t, nil
+		}
+	}
+	if s != "" && s[0] == '-' {
+		return time.Time{}, badParam(param, "%s: a duration has no sign: %s=1h means one hour ago", quote(s), param)
+	}
+	return time.Time{}, badParam(param, "%s: want a duration ago like 1h, 30m, 7d, \"now\" or an RFC3339 time like 2025-05-01T12:00:00Z", quote(s))
+}
+
+// looksLikeDate tells 2025-05-01... from 15m: four digits then a dash.
+func looksLikeDate(s string) bool {
+	return len(s) >= 5 && s[4] == '-' && strings.IndexFunc(s[:4], func(r rune) bool { return r < '0' || r > '9' }) < 0
+}
+
+// window is a resolved [Since, Until) range.
+type window struct {
+	Since, Until time.Time
+}
+
+// parseWindow reads since/until; since defaults to now-def, until to now.
+func parseWindow(p params, now time.Time, def time.Duration) (window, error) {
+	w := window{Since: now.Add(-def), Until: now}
+	if s := p.get("since"); s != "" {
+		t, err := ParseTime("since", s, now)
+		if err != nil {
+			return w, err
+		}
+		w.Since = t
+	}
+	if s := p.get("until"); s != "" {
+		t, err := ParseTime("until", s, now)
+		if err != nil {
+			return w, err
+		}
+		w.Until = t
+	}
+	if !w.Since.Before(w.Until) {
+		return w, badParam("since", "%s is not before until %s", w.Since.UTC().Format(time.RFC3339), w.Until.UTC().Format(time.RFC3339))
+	}
+	if w.Until.Sub(w.Since) > MaxWindow {
+		return w, badParam("since", "the window is longer than 10 years")
+	}
+	return w, nil
+}
+
+func parseTop(p params, def int) (int, error) {
+	s := p.get("top")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > MaxTop {
+		return 0, badParam("top", "%s: want a whole number from 1 to %d", quote(s), MaxTop)
+	}
+	return n, nil
+}
+
+func parsePID(p params) (uint32, error) {
+	s := p.get("pid")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil || n == 0 || n > 1<<22 {
+		return 0, badParam("pid", "%s: want a process id from 1 to %d", quote(s), 1<<22)
+	}
+	return uint32(n), nil
+}
+
+func parseComm(p params) (string, error) {
+	s := p.v.Get("comm") // not trimmed: a comm may end in a space
+	if s == "" {
+		return "", nil
+	}
+	if len(s) > maxCommLen || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return "", badParam("comm", "%s: want a process name (at most %d bytes, no control characters)", quote(s), maxCommLen)
+	}
+	return s, nil
+}
+
+// Sort keys of /api/current.
+var sortKeys = []string{"rate", "tx_rate", "rx_rate", "total", "tx", "rx", "pid", "comm"}
+
+func parseSort(p params) (string, error) {
+	s := p.get("sort")
+	if s == "" {
+		return "rate", nil
+	}
+	for _, k := range sortKeys {
+		if s == k {
+			return s, nil
+		}
+	}
+	return "", badParam("sort", "%s: valid are %s", quote(s), strings.Join(sortKeys, ", "))
+}
+
+// niceSteps are the steps /api/history picks from when none is given.
+var niceSteps = []time.Duration{
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+	24 * time.Hour, 2 * 24 * time.Hour, 7 * 24 * time.Hour, 14 * 24 * time.Hour, 30 * 24 * time.Hour,
+	91 * 24 * time.Hour, 183 * 24 * time.Hour, 366 * 24 * time.Hour,
+}
+
+// buckets is how many step-aligned buckets [since, until) touches.
+func buckets(w window, step time.Duration) int64 {
+	s := step.Milliseconds()
+	first := floorDiv(w.Since.UnixMilli(), s)
+	last := floorDiv(w.Until.UnixMilli()-1, s)
+	return last - first + 1
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// autoStep is the smallest nice step giving at most MaxPoints buckets.
+func autoStep(w window) time.Duration {
+	for _, s := range niceSteps {
+		if buckets(w, s) <= MaxPoints {
+			return s
+		}
+	}
+	return niceSteps[len(niceSteps)-1]
+}
+
+func parseStep(p params, w window) (time.Duration, error) {
+	s := p.get("step")
+	if s == "" {
+		return autoStep(w), nil
+	}
+	d, err := ParseDuration(s)
+	if err != nil {
+		return 0, badParam("step", "%s: %v; want a duration like 1s, 1m, 1h", quote(s), err)
+	}
+	if d < time.Second || d%time.Second != 0 {
+		return 0, badParam("step", "%s: want whole seconds, at least 1s", quote(s))
+	}
+	if d > 366*24*time.Hour {
+		return 0, badParam("step", "%s: at most 366d", quote(s))
+	}
+	if n := buckets(w, d); n > MaxPoints {
+		return 0, badParam("step", "%s over this window gives %d points, more than %d: use step=%s or more, or leave step out",
+			quote(s), n, MaxPoints, autoStep(w))
+	}
+	return d, nil
+}
+
+// Parsed forms of each endpoint's query. The parse* functions are pure (the
+// fuzz tests drive them with arbitrary query strings).
+
+type currentQuery struct {
+	Top  int // 0 = all (still capped at MaxTop)
+	Sort string
+}
+
+func parseCurrent(v url.Values, extra ...string) (currentQuery, error) {
+	p, err := newParams(v, append([]string{"top", "sort"}, extra...)...)
+	if err != nil {
+		return currentQuery{}, err
+	}
+	var q currentQuery
+	if q.Top, err = parseTop(p, MaxTop); err != nil {
+		return q, err
+	}
+	q.Sort, err = parseSort(p)
+	return q, err
+}
+
+type historyQuery struct {
+	window
+	Step time.Duration
+	PID  uint32
+	Comm string
+}
+
+func parseHistory(v url.Values, now time.Time) (historyQuery, error) {
+	p, err := newParams(v, "since", "until", "step", "pid", "comm")
+	if err != nil {
+		return historyQuery{}, err
+	}
+	var q historyQuery
+	if q.window, err = parseWindow(p, now, time.Hour); err != nil {
+		return q, err
+	}
+	if q.Step, err = parseStep(p, q.window); err != nil {
+		return q, err
+	}
+	if q.PID, err = parsePID(p); err != nil {
+		return q, err
+	}
+	q.Comm, err = parseComm(p)
+	return q, err
+}
+
+type processesQuery struct {
+	window
+	Top  int
+	PID  uint32
+	Comm string
+}
+
+func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
+	p, err := newParams(v, "since", "until", "top", "pid", "comm")
+	if err != nil {
+		return processesQuery{}, err
+	}
+	var q processesQuery
+	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	if q.Top, err = parseTop(p, DefaultTop); err != nil {
+		return q, err
+	}
+	if q.PID, err = parsePID(p); err != nil {
+		return q, err
+	}
+	q.Comm, err = parseComm(p)
+	return q, err
+}
+
+type remotesQuery struct {
+	window
+	Top      int
+	PID      uint32
+	Comm     string
+	Protocol bool // group by remote and protocol
+}
+
+func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
+	p, err := newParams(v, "since", "until", "top", "pid", "comm", "by")
+	if err != nil {
+		return remotesQuery{}, err
+	}
+	var q remotesQuery
+	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	if q.Top, err = parseTop(p, DefaultTop); err != nil {
+		return q, err
+	}
+	if q.PID, err = parsePID(p); err != nil {
+		return q, err
+	}
+	if q.Comm, err = parseComm(p); err != nil {
+		return q, err
+	}
+	switch by := p.get("by"); by {
+	case "", "remote":
+	case "remote,protocol", "protocol,remote":
+		q.Protocol = true
+	default:
+		return q, badParam("by", "%s: valid are remote, remote,protocol", quote(by))
+	}
+	return q, nil
+}
+
+type summaryQuery struct {
+	window
+	Top int
+}
+
+func parseSummary(v url.Values, now time.Time) (summaryQuery, error) {
+	p, err := newParams(v, "since", "until", "top")
+	if err != nil {
+		return summaryQuery{}, err
+	}
+	var q summaryQuery
+	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	q.Top, err = parseTop(p, 5)
+	return q, err
+}
