@@ -110,14 +110,17 @@ static __always_inline __u64 task_start_ns(struct task_struct *task)
 	return BPF_CORE_READ(task, group_leader, start_time);
 }
 
+/* sk is a BTF-typed (trusted) pointer in both backends, so fields are read
+ * with direct, CO-RE-relocated loads instead of bpf_probe_read calls: this
+ * runs on every send and recv, and each helper call costs.
+ * sk_protocol/sk_type became plain u16 fields in v5.6 (commit bf9765145b85);
+ * both backends need newer kernels than that. */
 static __always_inline __u8 sock_proto(struct sock *sk, __u16 family)
 {
 	if (family == AF_PACKET)
 		return BWT_PROTO_PACKET;
-	/* sk_protocol/sk_type stopped being bitfields in v5.6 (commit
-	 * bf9765145b85); the PROBED read handles both layouts. */
-	__u16 proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
-	__u16 type = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_type);
+	__u16 proto = sk->sk_protocol;
+	__u16 type = sk->sk_type;
 	if (proto == IPPROTO_ICMP_ || proto == IPPROTO_ICMPV6_)
 		return BWT_PROTO_ICMP;
 	if (type == SOCK_RAW)
@@ -155,7 +158,7 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 {
 	if (!sk || bytes <= 0)
 		return;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk->__sk_common.skc_family;
 	if (family != AF_INET && family != AF_INET6 && family != AF_PACKET)
 		return; /* unix, netlink, vsock...: not network traffic */
 
@@ -167,26 +170,31 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 	struct flow_key key = {};
 	key.tgid = tgid;
 	key.uid = (__u32)bpf_get_current_uid_gid();
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	key.start_ns = task_start_ns(task);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *leader = task->group_leader;
+	if (!leader)
+		return;
+	key.start_ns = leader->start_boottime;
 	key.cgroup_id = bpf_get_current_cgroup_id();
 	key.proto = sock_proto(sk, family);
 	key.dir = dir;
-	key.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	struct net *net = sk->__sk_common.skc_net.net;
+	if (net)
+		key.netns = net->ns.inum;
 	/* The process's name (its group leader's comm), not the thread's:
 	 * threads named "worker-3" still belong to their process. */
-	BPF_CORE_READ_STR_INTO(&key.comm, task, group_leader, comm);
+	__builtin_memcpy(key.comm, leader->comm, sizeof(key.comm));
 
 	if (family == AF_INET) {
-		__u32 daddr = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__u32 daddr = sk->__sk_common.skc_daddr;
 		if (daddr) {
 			set_v4(key.raddr, daddr);
-			key.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
 		}
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(&key.raddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		__builtin_memcpy(key.raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 		if (!addr_is_zero(key.raddr))
-			key.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	}
 	/* A peer given with this very call (sendto/recvfrom on an unconnected
 	 * socket) wins over the socket's own: it is the true remote. */
@@ -257,10 +265,10 @@ int BPF_PROG(tp_sock_recv_length, struct sock *sk, int ret, int flags)
  * tcp_recvmsg/udp_recvmsg signatures: v5.19 (commit ec095263a965) dropped
  * their `nonblock` argument, moving `flags` from position 4 to 3. */
 
-static __always_inline void fexit_common(unsigned long long *ctx, __u8 dir)
+static __always_inline void fexit_common(unsigned long long *ctx, struct sock *sk, __u8 dir)
 {
-	__u64 sk = 0, ret = 0;
-	if (bpf_get_func_arg(ctx, 0, &sk) || bpf_get_func_ret(ctx, &ret))
+	__u64 ret = 0;
+	if (bpf_get_func_ret(ctx, &ret))
 		return;
 	if (dir == BWT_DIR_RX) {
 		__u64 flags = 0;
@@ -269,48 +277,48 @@ static __always_inline void fexit_common(unsigned long long *ctx, __u8 dir)
 		if (flags & MSG_PEEK)
 			return;
 	}
-	account((struct sock *)sk, (long)(int)ret, dir);
+	account(sk, (long)(int)ret, dir);
 }
 
 SEC("fexit/tcp_sendmsg")
-int BPF_PROG(fexit_tcp_sendmsg)
+int BPF_PROG(fexit_tcp_sendmsg, struct sock *sk)
 {
-	fexit_common(ctx, BWT_DIR_TX);
+	fexit_common(ctx, sk, BWT_DIR_TX);
 	return 0;
 }
 
 SEC("fexit/tcp_recvmsg")
-int BPF_PROG(fexit_tcp_recvmsg)
+int BPF_PROG(fexit_tcp_recvmsg, struct sock *sk)
 {
-	fexit_common(ctx, BWT_DIR_RX);
+	fexit_common(ctx, sk, BWT_DIR_RX);
 	return 0;
 }
 
 SEC("fexit/udp_sendmsg")
-int BPF_PROG(fexit_udp_sendmsg)
+int BPF_PROG(fexit_udp_sendmsg, struct sock *sk)
 {
-	fexit_common(ctx, BWT_DIR_TX);
+	fexit_common(ctx, sk, BWT_DIR_TX);
 	return 0;
 }
 
 SEC("fexit/udp_recvmsg")
-int BPF_PROG(fexit_udp_recvmsg)
+int BPF_PROG(fexit_udp_recvmsg, struct sock *sk)
 {
-	fexit_common(ctx, BWT_DIR_RX);
+	fexit_common(ctx, sk, BWT_DIR_RX);
 	return 0;
 }
 
 SEC("fexit/udpv6_sendmsg")
-int BPF_PROG(fexit_udpv6_sendmsg)
+int BPF_PROG(fexit_udpv6_sendmsg, struct sock *sk)
 {
-	fexit_common(ctx, BWT_DIR_TX);
+	fexit_common(ctx, sk, BWT_DIR_TX);
 	return 0;
 }
 
 SEC("fexit/udpv6_recvmsg")
-int BPF_PROG(fexit_udpv6_recvmsg)
+int BPF_PROG(fexit_udpv6_recvmsg, struct sock *sk)
 {
-	fexit_common(ctx, BWT_DIR_RX);
+	fexit_common(ctx, sk, BWT_DIR_RX);
 	return 0;
 }
 

@@ -370,8 +370,58 @@ func (t *Tracker) swap() error {
 	return nil
 }
 
-// drainMap reads and empties a quiescent flows map.
+// drainBatch is how many entries one lookup-and-delete batch syscall moves.
+const drainBatch = 1024
+
+// drainMap reads and empties a quiescent flows map, with batched
+// lookup-and-delete syscalls (one per 1024 entries) where the kernel has
+// them (v5.6), else key by key.
 func (t *Tracker) drainMap(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (int, error) {
+	n, err := t.drainMapBatch(m, fn)
+	if err == nil {
+		return n, nil
+	}
+	if !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.EOPNOTSUPP) {
+		return n, err
+	}
+	m2, err := t.drainMapKeys(m, fn)
+	return n + m2, err
+}
+
+func (t *Tracker) drainMapBatch(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (int, error) {
+	keys := make([]byte, drainBatch*flowKeySize)
+	var in, out [flowKeySize]byte
+	var start unsafe.Pointer
+	total := 0
+	for {
+		vals, cnt, err := m.GetValueAndDeleteBatch(unsafe.Pointer(&keys[0]), start, unsafe.Pointer(&out[0]), drainBatch)
+		if err != nil {
+			if errors.Is(err, syscall.ENOENT) {
+				return total, nil // empty, or nothing after the last batch
+			}
+			return total, err
+		}
+		for i := 0; i < int(cnt); i++ {
+			k, err := DecodeFlowKey(keys[i*flowKeySize : (i+1)*flowKeySize])
+			if err != nil {
+				return total, err
+			}
+			v, err := DecodePerCPU(vals[i])
+			if err != nil {
+				return total, err
+			}
+			fn(k, v)
+		}
+		total += int(cnt)
+		if cnt < drainBatch {
+			return total, nil
+		}
+		in = out
+		start = unsafe.Pointer(&in[0])
+	}
+}
+
+func (t *Tracker) drainMapKeys(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (int, error) {
 	var keys [][]byte
 	it := m.Iterator()
 	for it.Next() {

@@ -47,7 +47,11 @@ func childMain(mode string, args []string) {
 	case "icmp-ping":
 		r, err = icmpPing(args[0], atoi(args[1]), atoi(args[2]))
 	default:
-		err = fmt.Errorf("unknown child mode %q", mode)
+		if f := benchModes[mode]; f != nil {
+			r, err = f(args)
+		} else {
+			err = fmt.Errorf("unknown child mode %q", mode)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "child %s: %v\n", mode, err)
@@ -57,6 +61,8 @@ func childMain(mode string, args []string) {
 	fmt.Printf("RESULT %s\n", b)
 	os.Exit(0)
 }
+
+var benchModes = map[string]func([]string) (result, error){}
 
 func atoi(s string) int {
 	n, err := strconv.Atoi(s)

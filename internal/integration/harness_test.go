@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // binary finds the bwtracker binary under test.
-func bwtrackerBin(t *testing.T) string {
+func bwtrackerBin(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPED: integration tests load BPF programs and need root (run `sudo make test`)")
@@ -53,7 +53,7 @@ func expectedComm() string {
 }
 
 type daemon struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	db     string
 	cmd    *exec.Cmd
@@ -74,7 +74,7 @@ func (l lockedBuf) Write(p []byte) (int, error) {
 
 // startDaemon runs `bwtracker run` on a fresh database and waits until it
 // tracks.
-func startDaemon(t *testing.T, interval string, extra ...string) *daemon {
+func startDaemon(t testing.TB, interval string, extra ...string) *daemon {
 	t.Helper()
 	bin := bwtrackerBin(t)
 	d := &daemon{t: t, bin: bin, db: filepath.Join(t.TempDir(), "bw.db"), stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
@@ -180,14 +180,14 @@ func sum(rows []row) (tx, rx uint64) {
 
 // child is a running traffic generator.
 type child struct {
-	t     *testing.T
+	t     testing.TB
 	cmd   *exec.Cmd
 	lines chan string
 	res   result
 	ready string
 }
 
-func startChild(t *testing.T, mode string, args ...string) *child {
+func startChild(t testing.TB, mode string, args ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "BWT_CHILD="+mode)
@@ -253,7 +253,7 @@ func (c *child) wait() result {
 
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
-func mustEqual(t *testing.T, what string, got, want uint64) {
+func mustEqual(t testing.TB, what string, got, want uint64) {
 	t.Helper()
 	if got != want {
 		t.Errorf("%s: got %d bytes, want exactly %d", what, got, want)
