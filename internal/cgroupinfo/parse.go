@@ -59,12 +59,21 @@ func (i Info) ShortContainerID() string {
 	return i.ContainerID
 }
 
+// ContainerLabel is the container as a metrics label or report column:
+// "docker:3f4e5a6b7c8d" (runtime and short id), or "" outside containers.
+func (i Info) ContainerLabel() string {
+	if i.ContainerID == "" {
+		return ""
+	}
+	return i.Runtime + ":" + i.ShortContainerID()
+}
+
 // Owner is one short name for the owner of the cgroup, for a report column:
 // the container ("docker:3f4e5a6b7c8d"), else the service, else the path.
 func (i Info) Owner() string {
 	switch {
 	case i.ContainerID != "":
-		return i.Runtime + ":" + i.ShortContainerID()
+		return i.ContainerLabel()
 	case i.Service != "":
 		return i.Service
 	default:

@@ -113,6 +113,9 @@ func TestOwner(t *testing.T) {
 		if got := Parse(tc.path).Owner(); got != tc.want {
 			t.Errorf("Parse(%q).Owner() = %q, want %q", tc.path, got, tc.want)
 		}
+		if i := Parse(tc.path); i.ContainerID != "" && i.ContainerLabel() != tc.want {
+			t.Errorf("Parse(%q).ContainerLabel() = %q, want %q", tc.path, i.ContainerLabel(), tc.want)
+		}
 	}
 }
 
