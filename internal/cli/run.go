@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bwtracker/bwtracker/internal/api"
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/collector"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
@@ -39,6 +40,11 @@ Examples:
 			&cli.DurationFlag{Name: "interval", Value: time.Second, EnvVars: []string{"BWTRACKER_INTERVAL"}, Usage: "how often to drain the kernel counters and write the database (10ms to 1h)"},
 			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook backend: auto (probe the kernel), tracepoint (Linux >= 6.4) or fentry (5.17 - 6.3)"},
 			&cli.UintFlag{Name: "map-entries", Value: 32768, Usage: "capacity of each kernel flow map (flows per interval); overflow is counted as drops"},
+			&cli.StringFlag{Name: "listen", Value: api.DefaultListen, EnvVars: []string{"BWTRACKER_LISTEN"}, Usage: "`ADDR:PORT` of the web dashboard, REST API and /metrics; a non-loopback address requires --auth-token"},
+			&cli.BoolFlag{Name: "no-web", Usage: "do not serve the dashboard, API or metrics"},
+			&cli.StringFlag{Name: "auth-token", EnvVars: []string{"BWTRACKER_AUTH_TOKEN"}, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request"},
+			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line)"},
+			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
 		},
 		Action: runDaemon,
 	}
@@ -61,6 +67,14 @@ func runDaemon(c *cli.Context) error {
 	entries := c.Uint("map-entries")
 	if entries < 64 || entries > 1<<22 {
 		return usagef("--map-entries %d: must be between 64 and 4194304", entries)
+	}
+	var webCfg *api.Config
+	if !c.Bool("no-web") {
+		cfg, err := webConfig(c)
+		if err != nil {
+			return err
+		}
+		webCfg = &cfg
 	}
 	log := newLogger(c)
 	if miss := missingCaps(); len(miss) > 0 {
@@ -88,10 +102,66 @@ func runDaemon(c *cli.Context) error {
 	log.Info("tracking", "backend", tr.Backend(), "db", st.Path(), "interval", interval, "kernel", kernelRelease(), "pid", os.Getpid())
 	errc := make(chan error, 1)
 	go func() { errc <- col.Run(ctx) }()
-	err = <-errc
+	webErr := make(chan error, 1)
+	if webCfg != nil {
+		// The API reads through its own read-only connection so a long
+		// query never delays a flush.
+		ro, err := store.Open(st.Path(), store.Options{ReadOnly: true})
+		if err != nil {
+			stop()
+			<-errc
+			return cli.Exit(err.Error(), 1)
+		}
+		defer ro.Close()
+		h, err := api.New(*webCfg, col, ro)
+		if err != nil {
+			stop()
+			<-errc
+			return cli.Exit(err.Error(), 1)
+		}
+		go func() { webErr <- api.ListenAndServe(ctx, *webCfg, h) }()
+		log.Info("dashboard and API", "url", "http://"+webCfg.Listen+"/")
+	}
+	select {
+	case err = <-errc:
+	case werr := <-webErr:
+		if werr != nil {
+			log.Error("web server failed; stopping", "err", werr)
+			stop()
+			if err = <-errc; err == nil {
+				return cli.Exit(fmt.Sprintf("serving %s: %v (use --listen to pick another address, or --no-web)", webCfg.Listen, werr), 1)
+			}
+		} else {
+			err = <-errc
+		}
+	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return cli.Exit(fmt.Sprintf("stopping: %v", err), 1)
 	}
 	log.Info("stopped; all counted traffic written", "db", st.Path())
 	return nil
+}
+
+// webConfig builds and validates the API's configuration from the flags.
+func webConfig(c *cli.Context) (api.Config, error) {
+	cfg := api.Config{
+		Listen:       c.String("listen"),
+		AuthToken:    c.String("auth-token"),
+		AllowedHosts: splitList(c.StringSlice("allowed-host")),
+		Version:      version.Version,
+	}
+	if f := c.String("auth-token-file"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, usagef("--auth-token-file: %v", err)
+		}
+		cfg.AuthToken = strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+		if cfg.AuthToken == "" {
+			return cfg, usagef("--auth-token-file %s is empty", f)
+		}
+	}
+	if err := api.ValidateConfig(cfg); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
 }
