@@ -1,0 +1,106 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bwtracker/bwtracker/internal/store"
+)
+
+var sampleRows = []store.Row{
+	{PID: 42, Comm: "curl", Exe: "/usr/bin/curl", RemoteIP: "198.18.0.1", Protocol: "tcp", TxBytes: 1536, RxBytes: 3 << 20},
+	{PID: 7, Comm: "ping", Exe: "/usr/bin/ping", RemoteIP: "", Protocol: "icmp", TxBytes: 108, RxBytes: 0},
+}
+
+// The JSON contract (DESIGN.md): one array; each row has exactly the fields
+// of its --by dimensions plus tx_bytes and rx_bytes, integers.
+func TestJSONContract(t *testing.T) {
+	var buf bytes.Buffer
+	if err := Write(&buf, "json", []string{store.DimProcess, store.DimRemote, store.DimProtocol}, sampleRows); err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"comm", "exe", "pid", "protocol", "remote_ip", "rx_bytes", "tx_bytes"}
+	for _, r := range got {
+		var keys []string
+		for k := range r {
+			keys = append(keys, k)
+		}
+		if len(keys) != len(want) {
+			t.Fatalf("fields %v, want %v", keys, want)
+		}
+		for _, k := range want {
+			if _, ok := r[k]; !ok {
+				t.Fatalf("missing %s in %v", k, r)
+			}
+		}
+	}
+	if got[0]["rx_bytes"].(float64) != 3<<20 || got[0]["pid"].(float64) != 42 {
+		t.Fatalf("values: %v", got[0])
+	}
+	// Field order is stable and readable.
+	var compact bytes.Buffer
+	json.Compact(&compact, buf.Bytes())
+	if !strings.Contains(compact.String(), `"pid":42,"comm":"curl","exe":"/usr/bin/curl","remote_ip":"198.18.0.1","protocol":"tcp","tx_bytes":1536`) {
+		t.Fatalf("order: %s", buf.String())
+	}
+	buf.Reset()
+	Write(&buf, "json", []string{store.DimProtocol}, nil)
+	if strings.TrimSpace(buf.String()) != "[]" {
+		t.Fatalf("empty result should be [], got %q", buf.String())
+	}
+}
+
+func TestTableHumanUnitsAndCSVExact(t *testing.T) {
+	var buf bytes.Buffer
+	Write(&buf, "table", []string{store.DimProcess}, sampleRows)
+	out := buf.String()
+	for _, s := range []string{"PID", "COMM", "SENT", "RECEIVED", "1.5 KiB", "3.0 MiB", "2 rows"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("table lacks %q:\n%s", s, out)
+		}
+	}
+	buf.Reset()
+	Write(&buf, "csv", []string{store.DimRemote}, sampleRows)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if lines[0] != "remote_ip,tx_bytes,rx_bytes" || lines[1] != "198.18.0.1,1536,3145728" {
+		t.Fatalf("csv:\n%s", buf.String())
+	}
+	buf.Reset()
+	Write(&buf, "table", []string{store.DimProcess}, nil)
+	if !strings.Contains(buf.String(), "no traffic") {
+		t.Fatalf("empty table: %q", buf.String())
+	}
+	if err := Write(&buf, "xml", []string{store.DimProcess}, nil); err == nil {
+		t.Fatal("xml accepted")
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Time{
+		"1h":                   now.Add(-time.Hour),
+		"7d":                   now.Add(-7 * 24 * time.Hour),
+		"1w2d":                 now.Add(-9 * 24 * time.Hour),
+		"1d12h":                now.Add(-36 * time.Hour),
+		"now":                  now,
+		"2026-11-27T10:00:00Z": time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
+	}
+	for in, want := range cases {
+		got, err := ParseTime(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-1h", "1x", "d", "99999999999d"} {
+		if _, err := ParseTime(bad, now); err == nil {
+			t.Errorf("ParseTime(%q) accepted", bad)
+		}
+	}
+}
