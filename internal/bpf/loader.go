@@ -4,7 +4,6 @@
 package bpf
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 
 	"github.com/aquasecurity/libbpfgo"
 	"golang.org/x/sys/unix"
+
+	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 )
 
 // bpfObject is ebpf/bwtracker.bpf.c compiled by `make` (CO-RE, BTF inside).
@@ -325,25 +326,15 @@ func Load(opts Options) (_ *Tracker, err error) {
 	return t, nil
 }
 
-// CgroupV2Root finds the cgroup v2 mount (/sys/fs/cgroup on unified hosts,
-// /sys/fs/cgroup/unified on hybrid ones) from /proc/self/mountinfo.
+// CgroupV2Root finds the cgroup v2 mount the UDP peer hooks attach to: the
+// host's hierarchy (/sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified
+// on hybrid ones), preferred over a pod's own cgroup namespace mount.
 func CgroupV2Root() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	root, err := cgroupinfo.Cgroup2Mount()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) so the UDP peer hooks can attach", err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ... mount-point ... - fstype source options
-		fields := strings.Fields(sc.Text())
-		for i, fld := range fields {
-			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
-				return fields[4], nil
-			}
-		}
-	}
-	return "", errors.New("no cgroup v2 mount found: mount one (mount -t cgroup2 none /sys/fs/cgroup/unified) so the UDP peer hooks can attach")
+	return root, nil
 }
 
 // Backend is the loaded backend.

@@ -14,7 +14,9 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/api"
 	"github.com/bwtracker/bwtracker/internal/bpf"
+	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/metrics"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/internal/version"
@@ -44,6 +46,7 @@ Examples:
 			&cli.BoolFlag{Name: "no-web", Usage: "do not serve the dashboard, API or metrics"},
 			&cli.StringFlag{Name: "auth-token", EnvVars: []string{"BWTRACKER_AUTH_TOKEN"}, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request"},
 			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line)"},
+			&cli.IntFlag{Name: "metrics-top", Value: metrics.DefaultTop, Usage: "Prometheus /metrics: label sets (exe, service, container, protocol) with their own series; the rest are summed into exe=\"other\". There are no pid or remote-address labels: one series per process or peer would swamp Prometheus (ebpf_exporter's maintainers refused per-PID labels for this reason)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
 		},
 		Action: runDaemon,
@@ -65,6 +68,9 @@ func runDaemon(c *cli.Context) error {
 		return usagef("--hook %q: valid are auto, tracepoint, fentry", hook)
 	}
 	entries := c.Uint("map-entries")
+	if n := c.Int("metrics-top"); n < 1 || n > 10000 {
+		return usagef("--metrics-top %d: must be between 1 and 10000", n)
+	}
 	if entries < 64 || entries > 1<<22 {
 		return usagef("--map-entries %d: must be between 64 and 4194304", entries)
 	}
@@ -93,9 +99,20 @@ func runDaemon(c *cli.Context) error {
 	}
 	defer tr.Close()
 
-	col := collector.New(collector.Config{
-		Interval: interval, Version: version.Version, Kernel: kernelRelease(), Log: log,
-	}, tr, st, procinfo.New(""))
+	cfgCol := collector.Config{Interval: interval, Version: version.Version, Kernel: kernelRelease(), Log: log}
+	if cg, err := cgroupinfo.New(cgroupinfo.Options{}); err != nil {
+		log.Warn("no cgroup v2: traffic will not be attributed to services and containers", "err", err)
+	} else {
+		cfgCol.Cgroups = cg
+	}
+	col := collector.New(cfgCol, tr, st, procinfo.New(""))
+	exp := metrics.New(metrics.Options{Top: c.Int("metrics-top")})
+	exp.SetHook(string(tr.Backend()))
+	exp.SetBuildInfo(version.Version, kernelRelease())
+	col.AddObserver(func(f collector.Flush) { observeMetrics(exp, f, tr.Capacity(), st.Size()) })
+	if webCfg != nil {
+		webCfg.Metrics = exp.Handler()
+	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -140,6 +157,28 @@ func runDaemon(c *cli.Context) error {
 	}
 	log.Info("stopped; all counted traffic written", "db", st.Path())
 	return nil
+}
+
+// observeMetrics hands one flush to the Prometheus exporter.
+func observeMetrics(exp *metrics.Exporter, f collector.Flush, capacity int, dbSize int64) {
+	deltas := make([]metrics.Delta, 0, len(f.Samples))
+	for _, s := range f.Samples {
+		d := metrics.Delta{Comm: s.Comm, Exe: s.Exe, Protocol: s.Protocol, TxBytes: s.TxBytes, RxBytes: s.RxBytes}
+		if in, ok := f.Cgroups[s.CgroupID]; ok {
+			d.Service = in.Service
+			d.Container = in.ContainerLabel()
+		}
+		deltas = append(deltas, d)
+	}
+	exp.Observe(f.Time, deltas)
+	exp.SetDrops(f.Drops)
+	exp.SetMapUsage("flows", f.Entries, capacity)
+	exp.ObserveDrain(f.DrainDuration)
+	exp.ObserveDBWrite(f.WriteDuration, f.WriteErr)
+	exp.SetDBSize(dbSize)
+	if f.WriteErr == nil {
+		exp.SetLastFlush(f.Time)
+	}
 }
 
 // webConfig builds and validates the API's configuration from the flags.

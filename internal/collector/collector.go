@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bwtracker/bwtracker/internal/bpf"
+	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -40,8 +41,20 @@ type Sink interface {
 	Path() string
 }
 
+// Cgroups names the cgroups of the processes (internal/cgroupinfo.Resolver).
+type Cgroups interface {
+	ResolveMany(ids []uint64) map[uint64]cgroupinfo.Info
+}
+
+// CgroupSink is implemented by a store that keeps cgroup names.
+type CgroupSink interface {
+	PutCgroups(ctx context.Context, infos []cgroupinfo.Info) error
+}
+
 // Flush is what one interval produced, for observers such as metrics.
 type Flush struct {
+	// Cgroups names the cgroup ids of Samples (when a resolver is set).
+	Cgroups       map[uint64]cgroupinfo.Info
 	Time          time.Time
 	Elapsed       time.Duration // since the previous drain
 	Samples       []store.Sample
@@ -67,6 +80,8 @@ type Config struct {
 	// LiveIdle is how long a process stays in the live snapshot after its
 	// last traffic (0 = 10 minutes).
 	LiveIdle time.Duration
+	// Cgroups, when set, names each sample's cgroup (service, container).
+	Cgroups Cgroups
 }
 
 type aggKey struct {
@@ -112,6 +127,8 @@ type Collector struct {
 	backlogN  int
 	lastDrain time.Time
 	lastDrops map[string]uint64
+	// cgStored are cgroup ids already written to the store.
+	cgStored map[uint64]bool
 
 	mu        sync.Mutex
 	live      map[liveKey]*liveProc
@@ -142,6 +159,7 @@ func New(cfg Config, src Source, sink Sink, procs *procinfo.Resolver) *Collector
 	c := &Collector{
 		cfg: cfg, src: src, sink: sink, procs: procs, log: cfg.Log,
 		lastDrain: now,
+		cgStored:  map[uint64]bool{},
 		live:      map[liveKey]*liveProc{},
 		userDrops: map[string]uint64{"db_backlog_overflow": 0},
 		subs:      map[chan Snapshot]struct{}{},
@@ -244,6 +262,7 @@ func (c *Collector) flush(ctx context.Context, last bool) error {
 		samples = append(samples, *s)
 	}
 	sort.Slice(samples, func(i, j int) bool { return samples[i].PID < samples[j].PID })
+	cgs := c.resolveCgroups(ctx, samples)
 
 	if len(samples) > 0 {
 		c.backlog = append(c.backlog, pending{ts: now, samples: samples})
@@ -261,12 +280,51 @@ func (c *Collector) flush(ctx context.Context, last bool) error {
 	wdur := time.Since(wstart)
 
 	drops := c.drops()
-	c.updateLive(now, elapsed, samples, n, werr, drops)
+	c.updateLive(now, elapsed, samples, cgs, n, werr, drops)
 	for _, o := range c.observers {
-		o(Flush{Time: now, Elapsed: elapsed, Samples: samples, Entries: n,
+		o(Flush{Time: now, Elapsed: elapsed, Samples: samples, Cgroups: cgs, Entries: n,
 			DrainDuration: drainDur, WriteDuration: wdur, WriteErr: werr, Drops: drops})
 	}
 	return werr
+}
+
+// resolveCgroups names the cgroups seen in this flush and records new ones
+// in the store (so `report --by service|container` can name them later,
+// even after the cgroup is gone).
+func (c *Collector) resolveCgroups(ctx context.Context, samples []store.Sample) map[uint64]cgroupinfo.Info {
+	if c.cfg.Cgroups == nil || len(samples) == 0 {
+		return nil
+	}
+	seen := map[uint64]bool{}
+	var ids []uint64
+	for i := range samples {
+		if id := samples[i].CgroupID; id != 0 && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	infos := c.cfg.Cgroups.ResolveMany(ids)
+	cs, ok := c.sink.(CgroupSink)
+	if !ok {
+		return infos
+	}
+	var fresh []cgroupinfo.Info
+	for id, in := range infos {
+		if !c.cgStored[id] {
+			in.ID = id
+			fresh = append(fresh, in)
+		}
+	}
+	if len(fresh) > 0 {
+		if err := cs.PutCgroups(ctx, fresh); err != nil {
+			c.log.Warn("recording cgroup names", "err", err)
+		} else {
+			for _, in := range fresh {
+				c.cgStored[in.ID] = true
+			}
+		}
+	}
+	return infos
 }
 
 // writeBacklog writes pending flushes oldest first, each in its own
@@ -312,7 +370,7 @@ func (c *Collector) drops() map[string]uint64 {
 	return out
 }
 
-func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []store.Sample, entries int, werr error, drops map[string]uint64) {
+func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []store.Sample, cgs map[uint64]cgroupinfo.Info, entries int, werr error, drops map[string]uint64) {
 	secs := elapsed.Seconds()
 	if secs <= 0 {
 		secs = c.cfg.Interval.Seconds()
@@ -335,6 +393,10 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 			lp.Exe = s.Exe
 		}
 		lp.CgroupID = s.CgroupID
+		if in, ok := cgs[s.CgroupID]; ok {
+			lp.Service = in.Service
+			lp.Container = in.ContainerLabel()
+		}
 		lp.TxBytes += s.TxBytes
 		lp.RxBytes += s.RxBytes
 		lp.lastTx += s.TxBytes

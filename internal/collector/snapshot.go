@@ -5,18 +5,22 @@ import "time"
 // ProcRate is one process in the live snapshot: the last interval's rates
 // and its totals since the daemon started.
 type ProcRate struct {
-	PID      uint32    `json:"pid"`
-	StartNS  uint64    `json:"start_ns"`
-	Comm     string    `json:"comm"`
-	Exe      string    `json:"exe"`
-	UID      uint32    `json:"uid"`
-	CgroupID uint64    `json:"cgroup_id"`
-	TxRate   float64   `json:"tx_bytes_per_sec"`
-	RxRate   float64   `json:"rx_bytes_per_sec"`
-	TxBytes  uint64    `json:"tx_bytes"`
-	RxBytes  uint64    `json:"rx_bytes"`
-	Remotes  int       `json:"remotes"` // distinct remote addresses since start
-	LastSeen time.Time `json:"last_seen"`
+	PID      uint32 `json:"pid"`
+	StartNS  uint64 `json:"start_ns"`
+	Comm     string `json:"comm"`
+	Exe      string `json:"exe"`
+	UID      uint32 `json:"uid"`
+	CgroupID uint64 `json:"cgroup_id"`
+	// Service is the systemd unit owning the cgroup; Container is
+	// "runtime:shortid" ("" when the process is in no container).
+	Service   string    `json:"service"`
+	Container string    `json:"container"`
+	TxRate    float64   `json:"tx_bytes_per_sec"`
+	RxRate    float64   `json:"rx_bytes_per_sec"`
+	TxBytes   uint64    `json:"tx_bytes"`
+	RxBytes   uint64    `json:"rx_bytes"`
+	Remotes   int       `json:"remotes"` // distinct remote addresses since start
+	LastSeen  time.Time `json:"last_seen"`
 }
 
 // Snapshot is what the daemon knows after one drain.

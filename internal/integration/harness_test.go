@@ -159,6 +159,25 @@ func (d *daemon) report(by string, extra ...string) []row {
 	return rows
 }
 
+// reportRaw is report with rows as generic maps (for any --by fields).
+func (d *daemon) reportRaw(by string, extra ...string) []map[string]any {
+	d.t.Helper()
+	args := append([]string{"report", "--db", d.db, "--since", "1h", "--by", by, "--format", "json"}, extra...)
+	out, err := exec.Command(d.bin, args...).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		d.t.Fatalf("report --by %s: %v\n%s", by, err, stderr)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(out, &rows); err != nil {
+		d.t.Fatalf("report output is not JSON: %v\n%s", err, out)
+	}
+	return rows
+}
+
 // forPID keeps the rows of one process.
 func forPID(rows []row, pid int) []row {
 	var out []row
