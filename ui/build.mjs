@@ -20,7 +20,7 @@ const opts = {
   target: ["es2020"],
   minify: !watch,
   sourcemap: watch ? "inline" : false,
-  legalComments: "linked",
+  legalComments: "eof",
   outdir: `${out}/assets`,
   logLevel: "warning",
 };
