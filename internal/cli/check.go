@@ -1,10 +1,14 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -23,7 +27,11 @@ when ` + "`bwtracker run`" + ` would work.
 
 Example:
    sudo bwtracker check`,
-		Flags: []cli.Flag{dbFlag()},
+		Flags: []cli.Flag{
+			dbFlag(),
+			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8080", Usage: "where a running daemon serves its API (to show its drop counters)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"BWTRACKER_AUTH_TOKEN"}, Usage: "the daemon's --auth-token, if it has one"},
+		},
 		Action: func(c *cli.Context) error {
 			w := c.App.Writer
 			ok := true
@@ -103,11 +111,52 @@ Example:
 					st.Close()
 				}
 			}
+			daemonStatus(c, say)
 			if !ok {
 				return cli.Exit("bwtracker run would not work here (see FAIL lines above)", 1)
 			}
 			fmt.Fprintln(w, "bwtracker run would work here.")
 			return nil
 		},
+	}
+}
+
+// daemonStatus reports a running daemon's backend and drop counters.
+func daemonStatus(c *cli.Context, say func(bool, string, string)) {
+	req, err := http.NewRequestWithContext(c.Context, http.MethodGet, strings.TrimRight(c.String("url"), "/")+"/api/status", nil)
+	if err != nil {
+		return
+	}
+	if tok := c.String("token"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	cl := &http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		say(true, "running daemon", "none answering at "+c.String("url"))
+		return
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Hook  string            `json:"hook"`
+		Drops map[string]uint64 `json:"drops"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		say(false, "running daemon", fmt.Sprintf("%s/api/status answered %s (pass --token if it has one)", c.String("url"), resp.Status))
+		return
+	}
+	var total uint64
+	var parts []string
+	for k, v := range st.Drops {
+		total += v
+		if v > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+		}
+	}
+	sort.Strings(parts)
+	if total == 0 {
+		say(true, "running daemon", "backend "+st.Hook+", no increments dropped")
+	} else {
+		say(false, "running daemon", "backend "+st.Hook+", DROPPED: "+strings.Join(parts, " ")+" (raise --map-entries or shorten --interval)")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -290,4 +291,18 @@ func readFull(c net.Conn, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// A full flows map is never silent: the kernel counts the failed updates
+// and the daemon logs them.
+func TestMapFullIsCountedAndLogged(t *testing.T) {
+	d := startDaemon(t, "1s", "--map-entries", "64")
+	f := startChild(t, "bench-flows", "300", "150")
+	f.waitReady()
+	f.wait()
+	time.Sleep(1200 * time.Millisecond)
+	d.stop()
+	if !strings.Contains(d.log(), "increments dropped") || !strings.Contains(d.log(), "cause=flows_map_full") {
+		t.Fatalf("no drop logged with a 64-entry map and 300 flows:\n%s", d.log())
+	}
 }
