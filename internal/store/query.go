@@ -13,6 +13,8 @@ const (
 	DimProcess  = "process"
 	DimRemote   = "remote"
 	DimProtocol = "protocol"
+	DimExe      = "exe"  // executable path
+	DimUser     = "user" // uid (the report layer names it)
 )
 
 type dimension struct {
@@ -27,6 +29,8 @@ var dimensions = map[string]dimension{
 	DimProcess:  {group: "p.id", sel: "p.pid, p.start_ns, p.comm, p.exe, p.uid"},
 	DimRemote:   {group: "s.remote_ip", sel: "s.remote_ip"},
 	DimProtocol: {group: "s.protocol", sel: "s.protocol"},
+	DimExe:      {group: "p.exe", sel: "p.exe"},
+	DimUser:     {group: "p.uid", sel: "p.uid"},
 }
 
 // Dimensions lists the valid --by values, sorted.
@@ -65,7 +69,7 @@ func ValidateDims(by []string) ([]string, error) {
 	return out, nil
 }
 
-var dimOrder = []string{DimProcess, DimRemote, DimProtocol}
+var dimOrder = []string{DimProcess, DimExe, DimUser, DimRemote, DimProtocol}
 
 // Query selects a time window and a grouping.
 type Query struct {
@@ -96,81 +100,113 @@ type Row struct {
 // Total is tx + rx.
 func (r Row) Total() uint64 { return r.TxBytes + r.RxBytes }
 
-func (q Query) where() (string, []any) {
+// procFilter is the PID/Comm condition on a segment's proc_id.
+func (q Query) procFilter() (string, []any) {
 	var conds []string
 	var args []any
-	if !q.Since.IsZero() {
-		conds = append(conds, "s.ts_ms >= ?")
-		args = append(args, q.Since.UnixMilli())
-	}
-	if !q.Until.IsZero() {
-		conds = append(conds, "s.ts_ms < ?")
-		args = append(args, q.Until.UnixMilli())
-	}
 	if q.PID != 0 {
-		conds = append(conds, "p.pid = ?")
+		conds = append(conds, "pid = ?")
 		args = append(args, q.PID)
 	}
 	if q.Comm != "" {
-		conds = append(conds, "p.comm = ?")
+		conds = append(conds, "comm = ?")
 		args = append(args, q.Comm)
 	}
 	if len(conds) == 0 {
 		return "", nil
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return "proc_id IN (SELECT id FROM processes WHERE " + strings.Join(conds, " AND ") + ")", args
+}
+
+// window is the query's [since, until) in Unix ms.
+func (q Query) window() (int64, int64) {
+	s, u := int64(0), int64(1)<<62
+	if !q.Since.IsZero() {
+		s = q.Since.UnixMilli()
+	}
+	if !q.Until.IsZero() {
+		u = q.Until.UnixMilli()
+	}
+	return s, u
+}
+
+func scanDest(by []string, r *Row) []any {
+	var dest []any
+	for _, d := range by {
+		switch d {
+		case DimProcess:
+			dest = append(dest, &r.PID, &r.StartNS, &r.Comm, &r.Exe, &r.UID)
+		case DimExe:
+			dest = append(dest, &r.Exe)
+		case DimUser:
+			dest = append(dest, &r.UID)
+		case DimRemote:
+			dest = append(dest, &r.RemoteIP)
+		case DimProtocol:
+			dest = append(dest, &r.Protocol)
+		}
+	}
+	return dest
+}
+
+func groupSQL(by []string) (groups, sels []string) {
+	for _, d := range by {
+		groups = append(groups, dimensions[d].group)
+		sels = append(sels, dimensions[d].sel)
+	}
+	return groups, sels
 }
 
 // Totals sums bytes and calls over the window per group, sorted by total
 // bytes descending (ties broken by the group's fields so output is stable).
+// It reads the coarsest rollup tier that fits each stretch of the window
+// (see plan), so a month-long window costs a few thousand rows.
 func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 	by, err := ValidateDims(q.By)
 	if err != nil {
 		return nil, err
 	}
-	var groups, sels []string
-	for _, d := range by {
-		groups = append(groups, dimensions[d].group)
-		sels = append(sels, dimensions[d].sel)
-	}
-	where, args := q.where()
-	sqlq := "SELECT " + strings.Join(sels, ", ") +
-		", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
-		" FROM samples s JOIN processes p ON p.id = s.proc_id" + where +
-		" GROUP BY " + strings.Join(groups, ", ") +
-		" ORDER BY sum(s.tx_bytes) + sum(s.rx_bytes) DESC, " + strings.Join(groups, ", ")
-	if q.Top > 0 {
-		sqlq += fmt.Sprintf(" LIMIT %d", q.Top)
-	}
-	rows, err := s.sql.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return nil, s.classify("query", err)
-	}
-	defer rows.Close()
+	groups, sels := groupSQL(by)
 	var out []Row
-	for rows.Next() {
-		var r Row
-		var dest []any
-		for _, d := range by {
-			switch d {
-			case DimProcess:
-				dest = append(dest, &r.PID, &r.StartNS, &r.Comm, &r.Exe, &r.UID)
-			case DimRemote:
-				dest = append(dest, &r.RemoteIP)
-			case DimProtocol:
-				dest = append(dest, &r.Protocol)
+	err = s.readTx(ctx, func(db querier) error {
+		st, err := readTierState(ctx, db)
+		if err != nil {
+			return s.classify("query", err)
+		}
+		since, until := q.window()
+		segs := st.plan(since, until, len(Tiers)-1)
+		if len(segs) == 0 {
+			return nil
+		}
+		pf, pargs := q.procFilter()
+		union, args := st.unionSQL(segs, pf, pargs)
+		sqlq := "SELECT " + strings.Join(sels, ", ") +
+			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
+			" FROM (" + union + ") s JOIN processes p ON p.id = s.proc_id" +
+			" GROUP BY " + strings.Join(groups, ", ") +
+			" ORDER BY sum(s.tx_bytes) + sum(s.rx_bytes) DESC, " + strings.Join(groups, ", ")
+		if q.Top > 0 {
+			sqlq += fmt.Sprintf(" LIMIT %d", q.Top)
+		}
+		rows, err := db.QueryContext(ctx, sqlq, args...)
+		if err != nil {
+			return s.classify("query", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r Row
+			dest := append(scanDest(by, &r), &r.TxBytes, &r.RxBytes, &r.TxCalls, &r.RxCalls)
+			if err := rows.Scan(dest...); err != nil {
+				return s.classify("query", err)
 			}
+			out = append(out, r)
 		}
-		dest = append(dest, &r.TxBytes, &r.RxBytes, &r.TxCalls, &r.RxCalls)
-		if err := rows.Scan(dest...); err != nil {
-			return nil, s.classify("query", err)
+		if err := rows.Err(); err != nil {
+			return s.classify("query", err)
 		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.classify("query", err)
-	}
-	return out, nil
+		return nil
+	})
+	return out, err
 }
 
 // Point is one step of a time series.
@@ -181,7 +217,10 @@ type Point struct {
 }
 
 // Series returns tx/rx bytes per step over [since, until), for all processes
-// or those matching pid/comm. Steps without traffic are omitted.
+// or those matching pid/comm. Steps without traffic are omitted. Steps are
+// multiples of step since the Unix epoch. It reads the coarsest tier whose
+// buckets divide step; where only coarser data is left, each bucket lands
+// in the step it starts in.
 func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Point, error) {
 	if step <= 0 {
 		return nil, fmt.Errorf("step must be positive")
@@ -190,20 +229,39 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 	if stepMs <= 0 {
 		stepMs = 1
 	}
-	where, args := q.where()
-	sqlq := fmt.Sprintf("SELECT (s.ts_ms / %d) * %d AS b, sum(s.tx_bytes), sum(s.rx_bytes) FROM samples s JOIN processes p ON p.id = s.proc_id%s GROUP BY b ORDER BY b", stepMs, stepMs, where)
-	rows, err := s.sql.QueryContext(ctx, sqlq, args...)
-	if err != nil {
-		return nil, s.classify("query", err)
-	}
-	defer rows.Close()
-	var out []Point
-	for rows.Next() {
-		var p Point
-		if err := rows.Scan(&p.TsMs, &p.TxBytes, &p.RxBytes); err != nil {
-			return nil, s.classify("query", err)
+	maxTier := 0
+	for i := 1; i < len(Tiers); i++ {
+		if stepMs%sizeMs(i) == 0 {
+			maxTier = i
 		}
-		out = append(out, p)
 	}
-	return out, rows.Err()
+	var out []Point
+	err := s.readTx(ctx, func(db querier) error {
+		st, err := readTierState(ctx, db)
+		if err != nil {
+			return s.classify("query", err)
+		}
+		since, until := q.window()
+		segs := st.plan(since, until, maxTier)
+		if len(segs) == 0 {
+			return nil
+		}
+		pf, pargs := q.procFilter()
+		union, args := st.unionSQL(segs, pf, pargs)
+		sqlq := fmt.Sprintf("SELECT (s.t / %d) * %d AS b, sum(s.tx_bytes), sum(s.rx_bytes) FROM (%s) s GROUP BY b ORDER BY b", stepMs, stepMs, union)
+		rows, err := db.QueryContext(ctx, sqlq, args...)
+		if err != nil {
+			return s.classify("query", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p Point
+			if err := rows.Scan(&p.TsMs, &p.TxBytes, &p.RxBytes); err != nil {
+				return s.classify("query", err)
+			}
+			out = append(out, p)
+		}
+		return rows.Err()
+	})
+	return out, err
 }

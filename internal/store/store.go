@@ -227,8 +227,11 @@ func (s *Store) check(readOnly bool) error {
 		}
 		return nil
 	}
-	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &SampleRow{}, &metaRow{}); err != nil {
+	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &SampleRow{}, &metaRow{}, &Cgroup{}); err != nil {
 		return s.classify("migrate schema", err)
+	}
+	if err := s.migrateTiers(ctx); err != nil { // rollup_1m, rollup_1h, rollup_1d (tiers.go)
+		return err
 	}
 	if err := s.db.WithContext(ctx).Save(&metaRow{Key: "schema_version", Value: fmt.Sprint(SchemaVersion)}).Error; err != nil {
 		return s.classify("write", err)
