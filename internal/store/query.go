@@ -15,6 +15,10 @@ const (
 	DimProtocol = "protocol"
 	DimExe      = "exe"  // executable path
 	DimUser     = "user" // uid (the report layer names it)
+	// DimService and DimContainer name the process's cgroup (cgroups table):
+	// the systemd unit, and "runtime:shortid" of a container.
+	DimService   = "service"
+	DimContainer = "container"
 )
 
 type dimension struct {
@@ -26,11 +30,13 @@ type dimension struct {
 
 // dimensions is the one table of what --by (and the API) can group by.
 var dimensions = map[string]dimension{
-	DimProcess:  {group: "p.id", sel: "p.pid, p.start_ns, p.comm, p.exe, p.uid"},
-	DimRemote:   {group: "s.remote_ip", sel: "s.remote_ip"},
-	DimProtocol: {group: "s.protocol", sel: "s.protocol"},
-	DimExe:      {group: "p.exe", sel: "p.exe"},
-	DimUser:     {group: "p.uid", sel: "p.uid"},
+	DimProcess:   {group: "p.id", sel: "p.pid, p.start_ns, p.comm, p.exe, p.uid"},
+	DimRemote:    {group: "s.remote_ip", sel: "s.remote_ip"},
+	DimProtocol:  {group: "s.protocol", sel: "s.protocol"},
+	DimExe:       {group: "p.exe", sel: "p.exe"},
+	DimUser:      {group: "p.uid", sel: "p.uid"},
+	DimService:   {group: "coalesce(c.service, '')", sel: "coalesce(c.service, '')"},
+	DimContainer: {group: "coalesce(c.container, '')", sel: "coalesce(c.container, '')"},
 }
 
 // Dimensions lists the valid --by values, sorted.
@@ -69,7 +75,7 @@ func ValidateDims(by []string) ([]string, error) {
 	return out, nil
 }
 
-var dimOrder = []string{DimProcess, DimExe, DimUser, DimRemote, DimProtocol}
+var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimRemote, DimProtocol}
 
 // Query selects a time window and a grouping.
 type Query struct {
@@ -79,22 +85,27 @@ type Query struct {
 	PID   uint32    // 0 = any
 	Comm  string    // "" = any; exact match
 	Top   int       // 0 = no limit
+	// Service and Container filter on the cgroup's names ("" = any).
+	Service   string
+	Container string
 }
 
 // Row is one group of a Query's result. Only the fields of the query's
 // dimensions are set.
 type Row struct {
-	PID      uint32
-	StartNS  uint64
-	Comm     string
-	Exe      string
-	UID      uint32
-	RemoteIP string
-	Protocol string
-	TxBytes  uint64
-	RxBytes  uint64
-	TxCalls  uint64
-	RxCalls  uint64
+	PID       uint32
+	StartNS   uint64
+	Comm      string
+	Exe       string
+	UID       uint32
+	RemoteIP  string
+	Protocol  string
+	Service   string
+	Container string
+	TxBytes   uint64
+	RxBytes   uint64
+	TxCalls   uint64
+	RxCalls   uint64
 }
 
 // Total is tx + rx.
@@ -116,6 +127,24 @@ func (q Query) procFilter() (string, []any) {
 		return "", nil
 	}
 	return "proc_id IN (SELECT id FROM processes WHERE " + strings.Join(conds, " AND ") + ")", args
+}
+
+// cgroupFilter is the Service/Container condition on the joined cgroups c.
+func (q Query) cgroupFilter() (string, []any) {
+	var conds []string
+	var args []any
+	if q.Service != "" {
+		conds = append(conds, "coalesce(c.service, '') = ?")
+		args = append(args, q.Service)
+	}
+	if q.Container != "" {
+		conds = append(conds, "(coalesce(c.container, '') = ? OR coalesce(c.container_id, '') = ?)")
+		args = append(args, q.Container, q.Container)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
 // window is the query's [since, until) in Unix ms.
@@ -144,6 +173,10 @@ func scanDest(by []string, r *Row) []any {
 			dest = append(dest, &r.RemoteIP)
 		case DimProtocol:
 			dest = append(dest, &r.Protocol)
+		case DimService:
+			dest = append(dest, &r.Service)
+		case DimContainer:
+			dest = append(dest, &r.Container)
 		}
 	}
 	return dest
@@ -180,9 +213,12 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 		}
 		pf, pargs := q.procFilter()
 		union, args := st.unionSQL(segs, pf, pargs)
+		cf, cargs := q.cgroupFilter()
+		args = append(args, cargs...)
 		sqlq := "SELECT " + strings.Join(sels, ", ") +
 			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
 			" FROM (" + union + ") s JOIN processes p ON p.id = s.proc_id" +
+			" LEFT JOIN cgroups c ON c.id = s.cgroup_id" + cf +
 			" GROUP BY " + strings.Join(groups, ", ") +
 			" ORDER BY sum(s.tx_bytes) + sum(s.rx_bytes) DESC, " + strings.Join(groups, ", ")
 		if q.Top > 0 {
@@ -248,7 +284,9 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 		}
 		pf, pargs := q.procFilter()
 		union, args := st.unionSQL(segs, pf, pargs)
-		sqlq := fmt.Sprintf("SELECT (s.t / %d) * %d AS b, sum(s.tx_bytes), sum(s.rx_bytes) FROM (%s) s GROUP BY b ORDER BY b", stepMs, stepMs, union)
+		cf, cargs := q.cgroupFilter()
+		args = append(args, cargs...)
+		sqlq := fmt.Sprintf("SELECT (s.t / %d) * %d AS b, sum(s.tx_bytes), sum(s.rx_bytes) FROM (%s) s LEFT JOIN cgroups c ON c.id = s.cgroup_id%s GROUP BY b ORDER BY b", stepMs, stepMs, union, cf)
 		rows, err := db.QueryContext(ctx, sqlq, args...)
 		if err != nil {
 			return s.classify("query", err)
