@@ -51,7 +51,7 @@ them in SQLite and reports them.
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: flagDebug, Usage: "verbose logs, including libbpf's", EnvVars: []string{"BWTRACKER_DEBUG"}},
 		},
-		Commands: []*cli.Command{runCommand(), reportCommand(), checkCommand(), versionCommand()},
+		Commands: []*cli.Command{runCommand(), reportCommand(), topCommand(), dbCommand(), checkCommand(), versionCommand()},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
 			return usageError{err}
 		},

@@ -15,16 +15,29 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print who sent and received how much, from the database",
-		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,remote,protocol] [--format table|json|csv] [--top N]",
+		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,exe,user,remote,protocol] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month [--top-days N] [--by process|exe|user|remote]",
 		Description: `Reads the SQLite database directly: no daemon needed, and no root beyond
 being allowed to read the file (it is root-only by default).
 
 Rows are sorted by total bytes, largest first. Table output uses IEC units
-(KiB, MiB); json and csv print exact byte counts.
+(KiB, MiB), a bar per row and host names for remote addresses (reverse DNS,
+at most --resolve-timeout; --no-resolve to skip); json and csv print exact
+byte counts and raw addresses.
+
+--period (or --hourly, --daily, --monthly) prints vnStat-style tables: one
+row per period with traffic (local time), received, sent, total, average
+rate and the top process (or the top of --by). --top-days N lists the N
+days with the most traffic. Months of history are answered from rollup
+tiers (see ` + "`bwtracker db stats`" + `).
 
 Examples:
    sudo bwtracker report --since 1h
    sudo bwtracker report --by process,remote --top 20
+   sudo bwtracker report --by exe --since 30d
+   sudo bwtracker report --by user --since 7d
+   sudo bwtracker report --daily
+   sudo bwtracker report --period hour --by exe
+   sudo bwtracker report --top-days 10
    sudo bwtracker report --since 2026-11-01 --until 2026-11-02 --by protocol --format csv
    sudo bwtracker report --comm curl --by remote --format json`,
 		Flags: []cli.Flag{
@@ -36,6 +49,15 @@ Examples:
 			&cli.IntFlag{Name: "top", Usage: "show only the N largest rows (0 = all)"},
 			&cli.UintFlag{Name: "pid", Usage: "only this process id"},
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this name (exact)"},
+			&cli.StringFlag{Name: "period", Usage: "a table of periods instead of totals: " + strings.Join(report.PeriodKinds, ", ") + " (default window: 2h, 24h, 30d, 1 year)"},
+			&cli.BoolFlag{Name: "hourly", Usage: "same as --period hour"},
+			&cli.BoolFlag{Name: "daily", Aliases: []string{"d"}, Usage: "same as --period day"},
+			&cli.BoolFlag{Name: "monthly", Aliases: []string{"m"}, Usage: "same as --period month"},
+			&cli.IntFlag{Name: "top-days", Usage: "the N days with the most traffic, largest first (default window: 2 years)"},
+			&cli.BoolFlag{Name: "no-resolve", Aliases: []string{"n"}, Usage: "show remote addresses as numbers (no reverse DNS)"},
+			&cli.DurationFlag{Name: "resolve-timeout", Value: report.DefaultResolveTimeout, Usage: "longest wait for reverse DNS before printing the numbers"},
+			&cli.BoolFlag{Name: "bars", Value: true, Usage: "draw a bar column in table output (--bars=false to hide)"},
+			&cli.BoolFlag{Name: "db-stats", Usage: "print database size, rows per tier and oldest sample per tier instead (same as `bwtracker db stats`)"},
 		},
 		Action: runReport,
 	}
@@ -53,15 +75,65 @@ func splitList(vals []string) []string {
 	return out
 }
 
+// periodKind reads --period and its aliases; "" = a totals report.
+func periodKind(c *cli.Context) (string, error) {
+	var kinds []string
+	if k := c.String("period"); k != "" {
+		kinds = append(kinds, strings.ToLower(k))
+	}
+	for flag, k := range map[string]string{"hourly": report.PeriodHour, "daily": report.PeriodDay, "monthly": report.PeriodMonth} {
+		if c.Bool(flag) {
+			kinds = append(kinds, k)
+		}
+	}
+	if c.Int("top-days") < 0 {
+		return "", usagef("--top-days must be 0 or more")
+	}
+	if c.Int("top-days") > 0 {
+		kinds = append(kinds, report.PeriodDay)
+	}
+	if len(kinds) == 0 {
+		return "", nil
+	}
+	for _, k := range kinds[1:] {
+		if k != kinds[0] {
+			return "", usagef("--period, --hourly, --daily, --monthly and --top-days disagree: pick one")
+		}
+	}
+	switch kinds[0] {
+	case "5m", "5min", "5minutes":
+		return report.Period5Min, nil
+	case "h", "hour", "hours", "hourly":
+		return report.PeriodHour, nil
+	case "d", "day", "days", "daily":
+		return report.PeriodDay, nil
+	case "m", "month", "months", "monthly":
+		return report.PeriodMonth, nil
+	}
+	return "", usagef("--period %q: valid are %s", kinds[0], strings.Join(report.PeriodKinds, ", "))
+}
+
 func runReport(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("report takes no arguments (got %q)", c.Args().First())
 	}
 	now := time.Now()
 	q := store.Query{Top: c.Int("top"), Comm: c.String("comm")}
-	var err error
+	kind, err := periodKind(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("db-stats") {
+		return printDBStats(c, c.String(flagDB), c.String("format"))
+	}
 	if q.Since, err = report.ParseTime(c.String("since"), now); err != nil {
 		return usagef("--since: %v", err)
+	}
+	if kind != "" && !c.IsSet("since") {
+		q.Since = now.Add(-report.DefaultPeriodWindow(kind))
+		if c.Int("top-days") > 0 {
+			q.Since = now.Add(-2 * 365 * 24 * time.Hour)
+		}
 	}
 	if s := c.String("until"); s != "" {
 		if q.Until, err = report.ParseTime(s, now); err != nil {
@@ -95,9 +167,57 @@ func runReport(c *cli.Context) error {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(c.Context, 5*time.Minute)
 	defer cancel()
+	var resolver *report.Resolver
+	if format == "table" && !c.Bool("no-resolve") && hasDim(q.By, store.DimRemote) {
+		resolver = report.NewResolver()
+	}
+	timeout := c.Duration("resolve-timeout")
+	if kind != "" {
+		if !c.IsSet("by") {
+			q.By = []string{store.DimProcess}
+		}
+		until := q.Until
+		if until.IsZero() {
+			until = now
+		}
+		edges, err := report.PeriodEdges(kind, q.Since.Local(), until.Local())
+		if err != nil {
+			return usagef("--period: %v", err)
+		}
+		ps, err := st.Periods(ctx, q, edges)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		opt := report.PeriodOptions{Kind: kind, Now: now, TopDays: c.Int("top-days"), Bars: c.Bool("bars"), By: q.By}
+		if resolver != nil {
+			var addrs []string
+			for _, p := range report.SelectPeriods(ps, opt.TopDays) {
+				addrs = append(addrs, p.Top.RemoteIP)
+			}
+			opt.Names = resolver.Resolve(addrs, timeout)
+		}
+		return report.WritePeriods(c.App.Writer, format, ps, opt)
+	}
 	rows, err := st.Totals(ctx, q)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	return report.Write(c.App.Writer, format, q.By, rows)
+	opt := report.Options{Bars: c.Bool("bars")}
+	if resolver != nil {
+		addrs := make([]string, 0, len(rows))
+		for _, r := range rows {
+			addrs = append(addrs, r.RemoteIP)
+		}
+		opt.Names = resolver.Resolve(addrs, timeout)
+	}
+	return report.WriteWith(c.App.Writer, format, q.By, rows, opt)
+}
+
+func hasDim(by []string, d string) bool {
+	for _, b := range by {
+		if b == d {
+			return true
+		}
+	}
+	return false
 }

@@ -44,21 +44,73 @@ func dimColumns(dim string) []column {
 		}}}
 	case store.DimProtocol:
 		return []column{{"protocol", "PROTO", func(r store.Row) any { return r.Protocol }, func(r store.Row) string { return r.Protocol }}}
+	case store.DimService:
+		return []column{{"service", "SERVICE", func(r store.Row) any { return r.Service }, func(r store.Row) string { return orDash(r.Service) }}}
+	case store.DimContainer:
+		return []column{{"container", "CONTAINER", func(r store.Row) any { return r.Container }, func(r store.Row) string { return orDash(r.Container) }}}
+	case store.DimExe:
+		return []column{{"exe", "EXE", func(r store.Row) any { return r.Exe }, func(r store.Row) string {
+			if r.Exe == "" {
+				return "(unknown)"
+			}
+			return r.Exe
+		}}}
+	case store.DimUser:
+		return []column{
+			{"user", "USER", func(r store.Row) any { return UserName(r.UID) }, func(r store.Row) string { return UserName(r.UID) }},
+			{"uid", "UID", func(r store.Row) any { return r.UID }, func(r store.Row) string { return strconv.FormatUint(uint64(r.UID), 10) }},
+		}
 	}
 	return nil
 }
 
+// columns lists the output fields of the dimensions, each field once
+// (process and exe both carry "exe").
 func columns(by []string) []column {
 	var cols []column
+	seen := map[string]bool{}
 	for _, d := range by {
-		cols = append(cols, dimColumns(d)...)
+		for _, c := range dimColumns(d) {
+			if !seen[c.name] {
+				seen[c.name] = true
+				cols = append(cols, c)
+			}
+		}
 	}
 	return cols
 }
 
+// Options tune the human table; JSON and CSV ignore them and stay
+// machine-clean (raw addresses, exact integers). The zero value is Write.
+type Options struct {
+	// Bars adds a column with a bar scaled to the largest row's total.
+	Bars bool
+	// Names, when set, shows remote addresses as "name (address)" for
+	// those that resolved (see Resolver).
+	Names map[string]string
+}
+
 // Write renders rows grouped by `by` in format.
 func Write(w io.Writer, format string, by []string, rows []store.Row) error {
+	return WriteWith(w, format, by, rows, Options{})
+}
+
+// WriteWith is Write with table options.
+func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Options) error {
 	cols := columns(by)
+	if format == "table" || format == "" {
+		for i, c := range cols {
+			if c.name == "remote_ip" && len(opt.Names) > 0 {
+				plain := c.text
+				cols[i].text = func(r store.Row) string {
+					if n := opt.Names[r.RemoteIP]; n != "" {
+						return n + " (" + r.RemoteIP + ")"
+					}
+					return plain(r)
+				}
+			}
+		}
+	}
 	switch format {
 	case "json":
 		out := make([]jsonRow, 0, len(rows))
@@ -98,14 +150,23 @@ func Write(w io.Writer, format string, by []string, rows []store.Row) error {
 			hdr = append(hdr, c.header)
 		}
 		hdr = append(hdr, "SENT", "RECEIVED", "TOTAL")
+		if opt.Bars {
+			hdr = append(hdr, "")
+		}
 		fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
-		var tx, rx uint64
+		var tx, rx, peak uint64
+		for _, r := range rows {
+			peak = max(peak, r.Total())
+		}
 		for _, r := range rows {
 			var rec []string
 			for _, c := range cols {
 				rec = append(rec, c.text(r))
 			}
 			rec = append(rec, IBytes(r.TxBytes), IBytes(r.RxBytes), IBytes(r.Total()))
+			if opt.Bars {
+				rec = append(rec, padBar(Bar(r.Total(), peak, BarWidth), BarWidth))
+			}
 			fmt.Fprintln(tw, strings.Join(rec, "\t")+"\t")
 			tx += r.TxBytes
 			rx += r.RxBytes

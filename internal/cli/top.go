@@ -1,0 +1,506 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
+	"github.com/urfave/cli/v2"
+
+	"github.com/bwtracker/bwtracker/internal/report"
+)
+
+// DefaultAPIURL is where `bwtracker run` serves its API unless --listen
+// says otherwise.
+const DefaultAPIURL = "http://127.0.0.1:8080"
+
+// Sort keys of `top`.
+const (
+	sortRx    = "rx"
+	sortTx    = "tx"
+	sortTotal = "total"
+)
+
+func topCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "top",
+		Usage:     "live per-process upload/download rates, from the running daemon",
+		UsageText: "bwtracker top [--url http://127.0.0.1:8080] [--token TOKEN] [--interval 1s] [--sort rx|tx|total]\n   bwtracker top --once [--format table|json]",
+		Description: `A top-like view of the running daemon's live numbers (GET /api/current),
+refreshed every --interval. It needs no root: only the daemon's API.
+
+Keys: r sort by received, t by sent, s by total; Up/Down (or j/k) select a
+process and show its remote hosts (reverse DNS names when they resolve);
+q or Ctrl-C quits.
+
+--once prints one snapshot and exits (json for scripts, table for people).
+
+Examples:
+   bwtracker top
+   bwtracker top --sort tx --interval 2s
+   bwtracker top --once --format json | jq '.processes[0]'
+   BWTRACKER_TOKEN=secret bwtracker top --url http://10.0.0.5:8080`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "url", Value: DefaultAPIURL, EnvVars: []string{"BWTRACKER_URL"}, Usage: "the daemon's API base `URL` (bwtracker run --listen)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"BWTRACKER_TOKEN"}, Usage: "bearer token, when the daemon runs with --auth-token"},
+			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "refresh every `DURATION` (100ms to 1h)"},
+			&cli.StringFlag{Name: "sort", Value: sortTotal, Usage: "initial sort: rx, tx or total (rate, then bytes)"},
+			&cli.BoolFlag{Name: "once", Usage: "print one snapshot and exit"},
+			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "with --once: table or json"},
+			&cli.BoolFlag{Name: "no-resolve", Aliases: []string{"n"}, Usage: "show remote addresses as numbers (no reverse DNS)"},
+		},
+		Action: runTop,
+	}
+}
+
+// liveProc mirrors one process of GET /api/current.
+type liveProc struct {
+	PID      uint32    `json:"pid"`
+	StartNS  uint64    `json:"start_ns"`
+	Comm     string    `json:"comm"`
+	Exe      string    `json:"exe"`
+	UID      uint32    `json:"uid"`
+	CgroupID uint64    `json:"cgroup_id"`
+	TxRate   float64   `json:"tx_bytes_per_sec"`
+	RxRate   float64   `json:"rx_bytes_per_sec"`
+	TxBytes  uint64    `json:"tx_bytes"`
+	RxBytes  uint64    `json:"rx_bytes"`
+	Remotes  int       `json:"remotes"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// liveSnap mirrors GET /api/current; --once --format json prints it.
+type liveSnap struct {
+	Time       time.Time  `json:"time"`
+	IntervalMs int64      `json:"interval_ms"`
+	TxRate     float64    `json:"tx_bytes_per_sec"`
+	RxRate     float64    `json:"rx_bytes_per_sec"`
+	Processes  []liveProc `json:"processes"`
+}
+
+type liveRemote struct {
+	RemoteIP string `json:"remote_ip"`
+	Protocol string `json:"protocol"`
+	TxBytes  uint64 `json:"tx_bytes"`
+	RxBytes  uint64 `json:"rx_bytes"`
+}
+
+// apiClient talks to the daemon.
+type apiClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// errNoDaemon says nobody answers at the URL.
+type errNoDaemon struct {
+	url string
+	err error
+}
+
+func (e errNoDaemon) Error() string {
+	return fmt.Sprintf("no bwtracker daemon answers at %s (%v): start one with `sudo bwtracker run` (it serves the API on %s), or point --url at the one you run",
+		e.url, e.err, strings.TrimPrefix(DefaultAPIURL, "http://"))
+}
+
+func (a *apiClient) get(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return err
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := a.http.Do(req)
+	if err != nil {
+		var ne net.Error
+		var oe *net.OpError
+		if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+			return errNoDaemon{a.base, unwrapURL(err)}
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("the daemon at %s refused the request (%s): pass its token with --token or BWTRACKER_TOKEN", a.base, resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(body, &e)
+		if e.Error == "" {
+			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		}
+		return fmt.Errorf("%s%s: %s: %s", a.base, path, resp.Status, e.Error)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s%s answered something that is not the bwtracker API (%v): check --url", a.base, path, err)
+	}
+	return nil
+}
+
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (a *apiClient) current(ctx context.Context) (liveSnap, error) {
+	var s liveSnap
+	err := a.get(ctx, "/api/current", &s)
+	return s, err
+}
+
+func (a *apiClient) remotes(ctx context.Context, pid uint32) ([]liveRemote, error) {
+	var r struct {
+		Remotes []liveRemote `json:"remotes"`
+	}
+	err := a.get(ctx, "/api/remotes?pid="+strconv.FormatUint(uint64(pid), 10)+"&by=remote,protocol&top=50", &r)
+	return r.Remotes, err
+}
+
+func sortProcs(ps []liveProc, key string) {
+	rate := func(p liveProc) (float64, uint64) {
+		switch key {
+		case sortRx:
+			return p.RxRate, p.RxBytes
+		case sortTx:
+			return p.TxRate, p.TxBytes
+		}
+		return p.RxRate + p.TxRate, p.RxBytes + p.TxBytes
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		ri, bi := rate(ps[i])
+		rj, bj := rate(ps[j])
+		if ri != rj {
+			return ri > rj
+		}
+		if bi != bj {
+			return bi > bj
+		}
+		return ps[i].PID < ps[j].PID
+	})
+}
+
+func rateStr(r float64) string {
+	if r < 0.5 {
+		return "0 B/s"
+	}
+	return report.IBytes(uint64(r+0.5)) + "/s"
+}
+
+func runTop(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("top takes no arguments (got %q)", c.Args().First())
+	}
+	base := strings.TrimRight(c.String("url"), "/")
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("--url %q: want http://HOST:PORT", c.String("url"))
+	}
+	interval := c.Duration("interval")
+	if interval < 100*time.Millisecond || interval > time.Hour {
+		return usagef("--interval %s: must be between 100ms and 1h", interval)
+	}
+	key := strings.ToLower(c.String("sort"))
+	switch key {
+	case sortRx, sortTx, sortTotal:
+	default:
+		return usagef("--sort %q: valid are rx, tx, total", key)
+	}
+	format := c.String("format")
+	if format != "table" && format != "json" {
+		return usagef("--format %q: valid are table, json", format)
+	}
+	api := &apiClient{base: base, token: c.String("token"), http: &http.Client{Timeout: max(2*time.Second, interval)}}
+	snap, err := api.current(c.Context)
+	if err != nil {
+		return cli.Exit(err.Error(), 1)
+	}
+	sortProcs(snap.Processes, key)
+	if c.Bool("once") {
+		return printSnapshot(c.App.Writer, format, snap)
+	}
+	var res *report.Resolver
+	if !c.Bool("no-resolve") {
+		res = report.NewResolver()
+	}
+	return (&topView{api: api, key: key, interval: interval, res: res, snap: snap}).run(c.Context)
+}
+
+func printSnapshot(w io.Writer, format string, snap liveSnap) error {
+	if snap.Processes == nil {
+		snap.Processes = []liveProc{}
+	}
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(snap)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "PID\tCOMM\tRECEIVING\tSENDING\tRECEIVED\tSENT\tREMOTES\tEXE\t")
+	for _, p := range snap.Processes {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", p.PID, p.Comm, rateStr(p.RxRate), rateStr(p.TxRate),
+			report.IBytes(p.RxBytes), report.IBytes(p.TxBytes), p.Remotes, p.Exe)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d processes; receiving %s, sending %s (at %s)\n", len(snap.Processes), rateStr(snap.RxRate), rateStr(snap.TxRate), snap.Time.Local().Format("15:04:05"))
+	return nil
+}
+
+// topView is the interactive screen.
+type topView struct {
+	api      *apiClient
+	key      string
+	interval time.Duration
+	res      *report.Resolver
+
+	app     *tview.Application
+	header  *tview.TextView
+	table   *tview.Table
+	detail  *tview.TextView
+	status  *tview.TextView
+	mu      sync.Mutex
+	snap    liveSnap
+	errMsg  string
+	shown   []liveProc    // rows on screen; UI goroutine only
+	selPID  atomic.Uint32 // selected process
+	selBoot atomic.Uint64 // its start_ns
+	rem     []liveRemote
+	remPID  uint32
+	remErr  string
+	refresh chan struct{}
+}
+
+// Screen lets tests run the view on a simulation screen.
+var topScreen tcell.Screen
+
+func (v *topView) run(ctx context.Context) error {
+	v.app = tview.NewApplication()
+	if topScreen != nil {
+		v.app.SetScreen(topScreen)
+	}
+	v.header = tview.NewTextView().SetDynamicColors(true)
+	v.table = tview.NewTable().SetSelectable(true, false).SetFixed(1, 0)
+	v.table.SetBorder(true).SetTitle(" processes ")
+	v.detail = tview.NewTextView().SetDynamicColors(true)
+	v.detail.SetBorder(true).SetTitle(" remote hosts of the selected process ")
+	v.status = tview.NewTextView().SetDynamicColors(true)
+	layout := tview.NewFlex().SetDirection(tview.FlexRow).
+		AddItem(v.header, 2, 0, false).
+		AddItem(v.table, 0, 3, true).
+		AddItem(v.detail, 0, 2, false).
+		AddItem(v.status, 1, 0, false)
+	v.refresh = make(chan struct{}, 1)
+	v.table.SetSelectionChangedFunc(func(row, _ int) {
+		if row < 1 || row-1 >= len(v.shown) {
+			return
+		}
+		p := v.shown[row-1]
+		if v.selPID.Load() == p.PID && v.selBoot.Load() == p.StartNS {
+			return
+		}
+		v.selPID.Store(p.PID)
+		v.selBoot.Store(p.StartNS)
+		v.kick()
+	})
+	v.app.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
+		if ev.Key() == tcell.KeyRune {
+			switch ev.Rune() {
+			case 'q', 'Q':
+				v.app.Stop()
+				return nil
+			case 'r':
+				v.setSort(sortRx)
+				return nil
+			case 't':
+				v.setSort(sortTx)
+				return nil
+			case 's', 'a':
+				v.setSort(sortTotal)
+				return nil
+			case 'j':
+				return tcell.NewEventKey(tcell.KeyDown, 0, tcell.ModNone)
+			case 'k':
+				return tcell.NewEventKey(tcell.KeyUp, 0, tcell.ModNone)
+			}
+		}
+		return ev
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go v.poll(ctx)
+	v.draw() // not running yet: safe to draw from here
+	return v.app.SetRoot(layout, true).Run()
+}
+
+func (v *topView) kick() {
+	select {
+	case v.refresh <- struct{}{}:
+	default:
+	}
+}
+
+func (v *topView) setSort(k string) {
+	v.mu.Lock()
+	v.key = k
+	sortProcs(v.snap.Processes, k)
+	v.mu.Unlock()
+	v.draw() // input handlers run on the UI goroutine; it redraws after
+
+}
+
+// poll fetches the snapshot every interval and the selected process's
+// remotes; names resolve in the background and show up on the next draw.
+func (v *topView) poll(ctx context.Context) {
+	t := time.NewTicker(v.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			snap, err := v.api.current(ctx)
+			v.mu.Lock()
+			if err != nil {
+				v.errMsg = err.Error()
+			} else {
+				v.errMsg = ""
+				sortProcs(snap.Processes, v.key)
+				v.snap = snap
+			}
+			v.mu.Unlock()
+		case <-v.refresh:
+		}
+		v.mu.Lock()
+		pid := v.selPID.Load()
+		if pid == 0 && len(v.snap.Processes) > 0 {
+			pid = v.snap.Processes[0].PID
+		}
+		v.mu.Unlock()
+		if pid != 0 {
+			rem, err := v.api.remotes(ctx, pid)
+			v.mu.Lock()
+			v.rem, v.remPID, v.remErr = rem, pid, ""
+			if err != nil {
+				v.remErr = err.Error()
+			}
+			v.mu.Unlock()
+			if v.res != nil {
+				addrs := make([]string, 0, len(rem))
+				for _, r := range rem {
+					addrs = append(addrs, r.RemoteIP)
+				}
+				v.res.Start(addrs, report.DefaultResolveTimeout)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		v.app.QueueUpdateDraw(v.draw)
+	}
+}
+
+// draw runs on the UI goroutine.
+func (v *topView) draw() {
+	v.mu.Lock()
+	snap, key, errMsg := v.snap, v.key, v.errMsg
+	snap.Processes = append([]liveProc(nil), v.snap.Processes...)
+	rem, remPID, remErr := v.rem, v.remPID, v.remErr
+	v.mu.Unlock()
+	v.shown = snap.Processes
+	mark := func(k string) string {
+		if key == k {
+			return "[::r]"
+		}
+		return ""
+	}
+	fmt.Fprint(v.header.Clear(), fmt.Sprintf("[::b]bwtracker top[::-]  %s  receiving [green]%s[-]  sending [yellow]%s[-]  %d processes  sort: %s\n",
+		snap.Time.Local().Format("15:04:05"), rateStr(snap.RxRate), rateStr(snap.TxRate), len(snap.Processes), key))
+	fmt.Fprint(v.header, "[gray]keys: r received  t sent  s total  ↑/↓ select  q quit[-]")
+	v.table.Clear()
+	hdr := []string{"PID", "COMM", mark(sortRx) + "RECEIVING", mark(sortTx) + "SENDING", mark(sortTotal) + "TOTAL", "RECEIVED", "SENT", "REMOTES", "EXE"}
+	for i, h := range hdr {
+		v.table.SetCell(0, i, tview.NewTableCell(h+"  ").SetSelectable(false).SetAttributes(tcell.AttrBold).SetExpansion(b2i(i == len(hdr)-1)))
+	}
+	selRow := 0
+	for i, p := range snap.Processes {
+		cells := []string{strconv.FormatUint(uint64(p.PID), 10), p.Comm, rateStr(p.RxRate), rateStr(p.TxRate), rateStr(p.RxRate + p.TxRate),
+			report.IBytes(p.RxBytes), report.IBytes(p.TxBytes), strconv.Itoa(p.Remotes), p.Exe}
+		for j, s := range cells {
+			cell := tview.NewTableCell(tview.Escape(s) + "  ")
+			if j >= 2 && j <= 7 {
+				cell.SetAlign(tview.AlignRight)
+			}
+			v.table.SetCell(i+1, j, cell)
+		}
+		if p.PID == v.selPID.Load() && p.StartNS == v.selBoot.Load() {
+			selRow = i + 1
+		}
+	}
+	if selRow == 0 && len(snap.Processes) > 0 {
+		selRow = 1
+	}
+	if selRow > 0 {
+		v.table.Select(selRow, 0) // the callback kicks only on a change
+
+	}
+	v.detail.Clear()
+	switch {
+	case remErr != "":
+		fmt.Fprintf(v.detail, "[red]%s[-]", tview.Escape(remErr))
+	case len(rem) == 0:
+		fmt.Fprint(v.detail, "[gray](no remote hosts recorded for this process yet)[-]")
+	default:
+		tw := tabwriter.NewWriter(v.detail, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "REMOTE (pid %d)\tPROTO\tRECEIVED\tSENT\t\n", remPID)
+		for _, r := range rem {
+			host := r.RemoteIP
+			if host == "" {
+				host = "(unknown)"
+			} else if v.res != nil {
+				if n, _ := v.res.Cached(r.RemoteIP); n != "" {
+					host = n + " (" + r.RemoteIP + ")"
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", tview.Escape(host), r.Protocol, report.IBytes(r.RxBytes), report.IBytes(r.TxBytes))
+		}
+		tw.Flush()
+	}
+	v.status.Clear()
+	if errMsg != "" {
+		fmt.Fprintf(v.status, "[red]%s; retrying[-]", tview.Escape(errMsg))
+	} else {
+		fmt.Fprintf(v.status, "[gray]%s every %s[-]", v.api.base, v.interval)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
