@@ -234,10 +234,17 @@ func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention
 	if t, ok := openedAt.Load(s); ok {
 		oldest = min(oldest, t.(int64))
 	}
+	// Raw rows at or below the watermark that could still name such a
+	// process are older than the raw cutoff: never read again, and pruned.
+	// Rows above it (a late flush) keep their process.
+	w, _, err := metaInt(ctx, s.sql, metaRolledID)
+	if err != nil {
+		return 0, s.classify("prune processes", err)
+	}
 	r, err := s.sql.ExecContext(ctx, `DELETE FROM processes WHERE id IN (
   SELECT id FROM processes WHERE last_seen_ms < ?
-    AND NOT EXISTS (SELECT 1 FROM samples WHERE samples.proc_id = processes.id)
-  LIMIT ?)`, oldest, PruneBatch)
+    AND id NOT IN (SELECT proc_id FROM samples WHERE id > ?)
+  LIMIT ?)`, oldest, w, PruneBatch)
 	if err != nil {
 		return 0, s.classify("prune processes", err)
 	}

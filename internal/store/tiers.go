@@ -93,6 +93,11 @@ func rollupDDL(t Tier) string {
 // mode has written the header), so pruning gives pages back to the OS.
 func (s *Store) migrateTiers(ctx context.Context) error {
 	openedAt.Store(s, time.Now().UnixMilli())
+	// Statement journals (every multi-row INSERT in a transaction writes
+	// one) in memory instead of a temp file: a third of Write's time.
+	if _, err := s.sql.ExecContext(ctx, "PRAGMA temp_store = MEMORY"); err != nil {
+		return s.classify("open", err)
+	}
 	var av int
 	if err := s.sql.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&av); err != nil {
 		return s.classify("read", err)
