@@ -39,7 +39,7 @@ func newSynth(seed uint64, nProcs, nRemotes, perFlush int) *synth {
 			Exe: "/usr/bin/" + c, UID: uint32(i%4) * 1000, CgroupID: uint64(4000 + i%30)})
 		for k := 0; k < 10; k++ {
 			r := int(float64(nRemotes) * g.rng.Float64() * g.rng.Float64()) // skewed to popular remotes
-			g.flows = append(g.flows, [3]int{i, r, g.rng.IntN(10) / 8})       // 80% tcp
+			g.flows = append(g.flows, [3]int{i, r, g.rng.IntN(10) / 8})     // 80% tcp
 		}
 	}
 	for len(g.active) < 3*perFlush {
