@@ -52,7 +52,7 @@ struct flow_key {
 struct flow_val {
 	__u64 bytes; /* payload bytes the send/recv returned */
 	__u64 calls; /* number of send/recv calls */
-	__u64 last_ns; /* bpf_ktime_get_boot_ns() of the last call */
+	__u64 first_ns; /* bpf_ktime_get_boot_ns() of the first call this interval */
 };
 
 /* Exec event: names short-lived processes by executable path. */

@@ -74,9 +74,9 @@ type FlowKey struct {
 
 // FlowVal mirrors struct flow_val (24 bytes).
 type FlowVal struct {
-	Bytes  uint64
-	Calls  uint64
-	LastNS uint64
+	Bytes   uint64
+	Calls   uint64
+	FirstNS uint64 // first call this interval (per CPU; the sum keeps the earliest)
 }
 
 // ExecEvent mirrors struct exec_event (288 bytes).
@@ -134,7 +134,9 @@ func DecodePerCPU(b []byte) (FlowVal, error) {
 		}
 		sum.Bytes += v.Bytes
 		sum.Calls += v.Calls
-		sum.LastNS = max(sum.LastNS, v.LastNS)
+		if v.FirstNS != 0 && (sum.FirstNS == 0 || v.FirstNS < sum.FirstNS) {
+			sum.FirstNS = v.FirstNS
+		}
 	}
 	return sum, nil
 }

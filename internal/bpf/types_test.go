@@ -74,14 +74,14 @@ func TestFlowKeyRoundTrip(t *testing.T) {
 
 func TestDecodePerCPUSums(t *testing.T) {
 	var buf bytes.Buffer
-	for _, v := range []FlowVal{{Bytes: 10, Calls: 1, LastNS: 5}, {Bytes: 32, Calls: 2, LastNS: 9}, {}} {
+	for _, v := range []FlowVal{{Bytes: 10, Calls: 1, FirstNS: 9}, {Bytes: 32, Calls: 2, FirstNS: 5}, {}} {
 		binary.Write(&buf, binary.NativeEndian, v)
 	}
 	sum, err := DecodePerCPU(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum != (FlowVal{Bytes: 42, Calls: 3, LastNS: 9}) {
+	if sum != (FlowVal{Bytes: 42, Calls: 3, FirstNS: 5}) {
 		t.Fatalf("sum = %+v", sum)
 	}
 	if _, err := DecodePerCPU(make([]byte, 25)); err == nil {

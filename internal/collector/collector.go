@@ -92,7 +92,6 @@ type aggKey struct {
 	cgroupID uint64
 	netns    uint32
 	raddr    netip.Addr
-	rport    uint16
 	proto    uint8
 }
 
@@ -213,10 +212,14 @@ func (c *Collector) final() error {
 // flush drains once (or detaches and drains everything when last).
 func (c *Collector) flush(ctx context.Context, last bool) error {
 	start := time.Now()
+	// Rows are per remote address: per-port rows would multiply the
+	// database by the number of ports a process talks to. The port is kept
+	// when it is the only one.
 	agg := map[aggKey]*store.Sample{}
+	ports := map[aggKey]uint16{}
 	add := func(k bpf.FlowKey, v bpf.FlowVal) {
 		ak := aggKey{tgid: k.TGID, startNS: k.StartNS, comm: bpf.CString(k.Comm[:]), uid: k.UID,
-			cgroupID: k.CgroupID, netns: k.NetNS, raddr: k.Remote(), rport: k.RPort, proto: k.Proto}
+			cgroupID: k.CgroupID, netns: k.NetNS, raddr: k.Remote(), proto: k.Proto}
 		s := agg[ak]
 		if s == nil {
 			s = &store.Sample{
@@ -224,10 +227,16 @@ func (c *Collector) flush(ctx context.Context, last bool) error {
 				UID:        k.UID, CgroupID: k.CgroupID, NetNS: k.NetNS,
 				RemotePort: k.RPort, Protocol: bpf.ProtoName(k.Proto),
 			}
+			ports[ak] = k.RPort
 			if ak.raddr.IsValid() {
 				s.RemoteIP = ak.raddr.String()
 			}
 			agg[ak] = s
+		}
+		if ports[ak] != k.RPort {
+			// Many ports to one address (a scan, a DNS resolver, P2P):
+			// one row per address, the port left out.
+			s.RemotePort = 0
 		}
 		if k.Dir == bpf.DirTX {
 			s.TxBytes += v.Bytes
