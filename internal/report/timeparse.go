@@ -33,15 +33,16 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither a duration (30m, 24h, 7d) nor a time (RFC3339 like 2026-11-27T10:00:00Z, or 2026-11-27)", s)
 }
 
-// ParseDuration is time.ParseDuration plus d (days) and w (weeks) units,
-// e.g. "7d", "1w2d", "1d12h". Negative durations are refused.
+// ParseDuration is time.ParseDuration plus y (365 days), w (weeks) and d
+// (days) units, e.g. "2y", "7d", "1w2d", "1d12h". Negative durations are
+// refused.
 func ParseDuration(s string) (time.Duration, error) {
 	orig := s
 	var total time.Duration
 	for _, u := range []struct {
 		suffix string
 		d      time.Duration
-	}{{"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour}} {
+	}{{"y", 365 * 24 * time.Hour}, {"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour}} {
 		if i := strings.Index(s, u.suffix); i > 0 {
 			n, err := strconv.ParseUint(s[:i], 10, 32)
 			if err != nil {

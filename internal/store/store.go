@@ -12,11 +12,35 @@
 //	samples    one row per (interval, process, cgroup, remote ip, remote port,
 //	           protocol): payload bytes and call counts per direction. ts_ms is
 //	           the end of the interval in Unix milliseconds.
-//	meta       key/value: schema version.
+//	meta       key/value: schema version; rollup watermark "rollup.raw_id";
+//	           per tier "avail.<tier>", the Unix ms its data is complete from.
+//	rollup_1m, rollup_1h, rollup_1d  (tiers.go; WITHOUT ROWID)
+//	           one row per (bucket_ms, proc_id, remote_ip, protocol,
+//	           cgroup_id) with summed tx/rx bytes and calls. bucket_ms is the
+//	           bucket start (UTC multiples of 1m/1h/1d); a sample lands in the
+//	           bucket its ts_ms falls in. Remote ports and netns are dropped.
 //
 // Indexes: samples(ts_ms) for time windows, samples(proc_id, ts_ms) for one
 // process. The database runs in WAL mode with a busy timeout, so `report`
 // reads while `run` writes; each flush is one transaction.
+//
+// History tiers (rollup.go): Maintain adds samples rows to all three rollup
+// tables at once, taking them by id above the watermark and committing the
+// additive upserts with the new watermark in one transaction (a killed
+// rollup is redone whole, never twice; late writes are rolled up too). Each
+// tier is then pruned to its Retention (defaults: raw 24h, 1m 7d, 1h 90d,
+// 1d 2y; raw rows only once rolled up) and freed pages are returned with
+// incremental_vacuum. Queries (query.go, periods.go) split the window into
+// stretches served by the coarsest tier that fits, plus raw rows above the
+// watermark, so totals equal the raw sums wherever a kept tier resolves the
+// window's edges.
+//
+// Size: about 100 bytes per samples row (flows active per interval x
+// intervals in --keep-raw) plus about 60 bytes per rollup row (distinct
+// flows per bucket x buckets kept). With 50 flows active per second out of
+// 150 per minute: 4.3M raw rows/day (~420 MiB at the default 24h raw
+// retention), 1.5M 1m rows/week (~85 MiB); hour and day tiers are small.
+// `bwtracker db stats` shows the real numbers.
 package store
 
 import (
