@@ -7,9 +7,10 @@
 #   BENCH_FLOWS=20 scripts/bench-history.sh   # flows active per second
 #
 # Env: BENCH_DAYS (30), BENCH_FLOWS (50), BENCH_FULLRES_DAYS (1: the last
-# day is written at a 1 s interval; older days at 10 s intervals carrying
-# 10 s of bytes, which gives the 1m/1h/1d tiers the same rows in a tenth of
-# the time), BWTRACKER_BIN (./bwtracker), BENCH_DIR (a temp dir).
+# day is written at a 1 s interval; older days as one flush per minute
+# holding the whole active flow set and a minute of bytes, which gives the
+# 1m/1h/1d tiers the same rows in a fraction of the time), BWTRACKER_BIN
+# (./bwtracker), BENCH_DIR (a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BWTRACKER_BIN:-./bwtracker}

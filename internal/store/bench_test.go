@@ -136,9 +136,10 @@ func BenchmarkRollup(b *testing.B) {
 // cost, size and query latencies. Opt-in (minutes): set
 // BWTRACKER_BENCH_HISTORY=1; BWTRACKER_BENCH_DB keeps the file for
 // scripts/bench-history.sh; BENCH_DAYS, BENCH_FLOWS (per second),
-// BENCH_FULLRES_DAYS (days at 1 s interval; older days use 10 s intervals
-// carrying 10 s of bytes each, which gives the rollup tiers the same rows)
-// tune it.
+// BENCH_FULLRES_DAYS (days at 1 s interval, default 1; older days are
+// written as one flush per minute holding the whole active set and a
+// minute of bytes, which gives the rollup tiers the same rows as 60 flushes
+// at 1 s) tune it.
 func TestHistoryBench(t *testing.T) {
 	if os.Getenv("BWTRACKER_BENCH_HISTORY") == "" {
 		t.Skip("benchmark: set BWTRACKER_BENCH_HISTORY=1 (or run `make bench-history`)")
@@ -166,13 +167,15 @@ func TestHistoryBench(t *testing.T) {
 	var rows, fullRows, fullDays int64
 	for d := 0; d < days; d++ {
 		dayStart := start.Add(time.Duration(d) * 24 * time.Hour)
-		step, fullRes := 10, d >= days-full
+		step, fullRes := 60, d >= days-full
 		if fullRes {
 			step = 1
 		}
 		perFlush := per
 		if !fullRes {
-			perFlush = min(per*3, len(g.active)) // ten seconds reach more of the active set
+			// A minute of 1 s flushes touches (nearly) the whole active set:
+			// one flush with all of it gives the 1m/1h/1d tiers the same rows.
+			perFlush = len(g.active)
 		}
 		t0 := time.Now()
 		var dayRows int64
@@ -204,9 +207,9 @@ func TestHistoryBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	t.Logf("ingest: %d rows in %v = %.0f rows/s through Write (%d-row flushes at 1 s, %d-row at 10 s)", rows, writeDur.Round(time.Millisecond), float64(rows)/writeDur.Seconds(), per, min(per*3, len(g.active)))
+	t.Logf("ingest: %d rows in %v = %.0f rows/s through Write (%d-row flushes at 1 s, %d-row at 60 s)", rows, writeDur.Round(time.Millisecond), float64(rows)/writeDur.Seconds(), per, len(g.active))
 	t.Logf("rollup+prune: %v in total; a 1 s-resolution day (%d rows) costs %v", rollDur.Round(time.Millisecond), fullRows/max(fullDays, 1), (fullRollDur / time.Duration(max(fullDays, 1))).Round(time.Millisecond))
-	t.Logf("database after %d days: %.1f MiB (%d free pages)", days, float64(stats.FileBytes)/(1<<20), stats.FreePages)
+	t.Logf("database after %d days: file %.1f MiB, %.1f MiB in pages (%d free pages)", days, float64(stats.FileBytes)/(1<<20), float64(stats.Pages*stats.PageSize)/(1<<20), stats.FreePages)
 	for _, tr := range stats.Tiers {
 		t.Logf("  tier %-3s %9d rows", tr.Name, tr.Rows)
 	}
