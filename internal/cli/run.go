@@ -37,7 +37,7 @@ Examples:
    sudo bwtracker run
    sudo bwtracker run --db /tmp/bw.db --interval 100ms
    sudo bwtracker run --hook tracepoint --debug`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dbFlag(),
 			&cli.DurationFlag{Name: "interval", Value: time.Second, EnvVars: []string{"BWTRACKER_INTERVAL"}, Usage: "how often to drain the kernel counters and write the database (10ms to 1h)"},
 			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook backend: auto (probe the kernel), tracepoint (Linux >= 6.4) or fentry (5.17 - 6.3)"},
@@ -48,7 +48,7 @@ Examples:
 			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line)"},
 			&cli.IntFlag{Name: "metrics-top", Value: metrics.DefaultTop, Usage: "Prometheus /metrics: label sets (exe, service, container, protocol) with their own series; the rest are summed into exe=\"other\". There are no pid or remote-address labels: one series per process or peer would swamp Prometheus (ebpf_exporter's maintainers refused per-PID labels for this reason)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
-		},
+		}, retentionFlags()...),
 		Action: runDaemon,
 	}
 }
@@ -73,6 +73,10 @@ func runDaemon(c *cli.Context) error {
 	}
 	if entries < 64 || entries > 1<<22 {
 		return usagef("--map-entries %d: must be between 64 and 4194304", entries)
+	}
+	ret, err := retentionFromFlags(c)
+	if err != nil {
+		return err
 	}
 	var webCfg *api.Config
 	if !c.Bool("no-web") {
@@ -116,6 +120,10 @@ func runDaemon(c *cli.Context) error {
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Rollups and pruning in small batches beside the flushes; stopped
+	// (deferred after the store's Close, so it runs first) on shutdown.
+	stopMaint := startMaintenance(ctx, st, ret, log)
+	defer stopMaint()
 	log.Info("tracking", "backend", tr.Backend(), "db", st.Path(), "interval", interval, "kernel", kernelRelease(), "pid", os.Getpid())
 	errc := make(chan error, 1)
 	go func() { errc <- col.Run(ctx) }()
