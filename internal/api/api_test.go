@@ -131,6 +131,9 @@ func TestBadQueries(t *testing.T) {
 		{"/healthz?x=1", "x"},
 		{"/api/stream?top=0", "top"},
 		{"/api/history?since=" + strings.Repeat("1", 300), "since"},
+		{"/api/history?since=%zz", "query string"},
+		{"/api/history?since=1h;until=2h", "query string"},
+		{"/api/history?=1", `""`},
 	}
 	for _, c := range cases {
 		rec := e.do(t, "GET", c.target)

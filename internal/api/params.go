@@ -53,7 +53,7 @@ func newParams(v url.Values, allowed ...string) (params, error) {
 	for _, k := range keys {
 		if !ok[k] {
 			name := k
-			if len(name) > 40 || !utf8.ValidString(name) {
+			if !plainName(name) {
 				name = strconv.QuoteToASCII(truncate(name, 40))
 			}
 			if len(allowed) == 0 {
@@ -69,6 +69,19 @@ func newParams(v url.Values, allowed ...string) (params, error) {
 		}
 	}
 	return params{v: v}, nil
+}
+
+// plainName is true for parameter names that read fine unquoted.
+func plainName(s string) bool {
+	if s == "" || len(s) > 40 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (p params) get(k string) string { return strings.TrimSpace(p.v.Get(k)) }

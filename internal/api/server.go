@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -184,6 +185,14 @@ func (s *server) secure(c *gin.Context) {
 	if !s.hostOK(c.Request.Host) {
 		fail(c, http.StatusForbidden, fmt.Sprintf("host %s is not served here: use localhost or the listen address, or start the daemon with --allowed-host NAME", quote(c.Request.Host)))
 		return
+	}
+	// A malformed query string (bad %-escape, ';' separators) would be
+	// partly dropped by URL.Query(); refuse it instead.
+	if raw := c.Request.URL.RawQuery; raw != "" {
+		if _, err := url.ParseQuery(raw); err != nil {
+			fail(c, http.StatusBadRequest, "query string: "+truncate(err.Error(), 120)+": use name=value pairs joined by &, with %-escapes")
+			return
+		}
 	}
 	c.Next()
 }
