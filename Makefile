@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-unit test-integration bench vmlinux clean install uninstall ui
+.PHONY: all deps test test-unit bench bench-history bench-api vmlinux clean install uninstall ui
 
 GO        ?= go
 CLANG     ?= clang
@@ -47,8 +47,17 @@ test: bwtracker
 test-unit: $(BPF_OBJ) ui/dist/index.html
 	$(GO) test -race -count=1 -short ./...
 
+# Tracker overhead (root): msgs/s off vs on, daemon CPU.
 bench: bwtracker
 	./scripts/bench.sh
+
+# 30 days of synthetic history through the real rollup code.
+bench-history: bwtracker
+	./scripts/bench-history.sh
+
+# API latency (p50/p99) of /api/current and /api/history.
+bench-api: $(BPF_OBJ) ui/dist/index.html
+	$(GO) test -run '^$$' -bench . -benchtime=1x ./internal/api/
 
 # Regenerate the committed vmlinux.h from the running kernel's BTF.
 vmlinux:
