@@ -127,6 +127,7 @@ func TestBadQueries(t *testing.T) {
 		{"/api/remotes?by=process", "by"},
 		{"/api/remotes?pid=-1", "pid"},
 		{"/api/summary?since=1m&pid=3", "pid"},
+		{"/api/processes?service=a%01b", "service"},
 		{"/api/status?x=1", "x"},
 		{"/healthz?x=1", "x"},
 		{"/api/stream?top=0", "top"},
@@ -291,6 +292,18 @@ func TestProcessesAndRemotes(t *testing.T) {
 	r = decode[RemotesResponse](t, e.do(t, "GET", "/api/remotes?since=1h&top=1"))
 	if len(r.Remotes) != 1 || r.Remotes[0].RemoteIP != "2001:db8::1" || !r.Truncated {
 		t.Errorf("top remote: %+v", r)
+	}
+	// Filter by systemd service (the cgroups table).
+	got = decode[ProcessesResponse](t, e.do(t, "GET", "/api/processes?since=1h&service=fetch.service"))
+	if len(got.Processes) != 1 || got.Processes[0].Comm != "curl" || got.Processes[0].TxBytes != curlTx {
+		t.Errorf("service filter: %+v", got.Processes)
+	}
+	hs := decode[HistoryResponse](t, e.do(t, "GET", "/api/history?since=1h&service=fetch.service"))
+	if hs.TxBytes != curlTx || hs.RxBytes != curlRx {
+		t.Errorf("service history: %d/%d", hs.TxBytes, hs.RxBytes)
+	}
+	if n := len(decode[RemotesResponse](t, e.do(t, "GET", "/api/remotes?since=1h&service=nosuch.service")).Remotes); n != 0 {
+		t.Errorf("unknown service: %d remotes", n)
 	}
 	s := decode[SummaryResponse](t, e.do(t, "GET", "/api/summary?since=1h&top=1"))
 	if s.Processes != 2 || len(s.TopProcesses) != 1 || s.TopProcesses[0].Comm != "firefox" || len(s.TopRemotes) != 1 {

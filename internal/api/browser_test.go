@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/bwtracker/bwtracker/ui"
@@ -262,6 +263,21 @@ func TestBrowserDashboard(t *testing.T) {
 		fail("filter 'fire' left %d rows", n)
 	}
 	shot("dashboard-1h.png")
+
+	// Dark mode: the page follows prefers-color-scheme, charts included.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		fail("emulate dark mode: %v", err)
+	}
+	poll("the dark background", `getComputedStyle(document.body).backgroundColor === 'rgb(21, 23, 26)'`)
+	if err := chromedp.Do(ctx, chromedp.Sleep(300*time.Millisecond)); err != nil {
+		fail("sleep: %v", err)
+	}
+	shot("dashboard-dark.png")
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{}); err != nil {
+		fail("reset media: %v", err)
+	}
 
 	if errs, _ := logs.snapshot(); len(errs) > 0 {
 		fail("the page logged errors:\n  %s", strings.Join(errs, "\n  "))

@@ -262,7 +262,7 @@ func (s *server) history(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	pts, err := s.q.Series(ctx, store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm}, q.Step)
+	pts, err := s.q.Series(ctx, store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, Service: q.Service, Container: q.Container}, q.Step)
 	if err != nil {
 		storeFailed(c, err)
 		return
@@ -343,7 +343,7 @@ func (s *server) processes(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	base := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm}
+	base := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, Service: q.Service, Container: q.Container}
 	pq := base
 	pq.By, pq.Top = []string{store.DimProcess}, q.Top+1
 	rows, err := s.q.Totals(ctx, pq)
@@ -412,7 +412,7 @@ func (s *server) remotes(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	sq := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, By: []string{store.DimRemote}, Top: q.Top + 1}
+	sq := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, Service: q.Service, Container: q.Container, By: []string{store.DimRemote}, Top: q.Top + 1}
 	if q.Protocol {
 		sq.By = append(sq.By, store.DimProtocol)
 	}
@@ -455,7 +455,7 @@ func (s *server) summary(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	base := store.Query{Since: q.Since, Until: q.Until}
+	base := store.Query{Since: q.Since, Until: q.Until, Service: q.Service, Container: q.Container}
 	pq := base
 	pq.By = []string{store.DimProcess}
 	rows, err := s.q.Totals(ctx, pq)

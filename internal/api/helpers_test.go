@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/collector"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -90,9 +91,9 @@ type seedRow struct {
 }
 
 var seedRows = []seedRow{
-	{10 * time.Minute, store.Sample{ProcessKey: keyCurl, Exe: "/usr/bin/curl", UID: 1000, RemoteIP: "198.18.0.10", RemotePort: 443, Protocol: "tcp", TxBytes: 1234, RxBytes: 987654, TxCalls: 2, RxCalls: 30}},
-	{5 * time.Minute, store.Sample{ProcessKey: keyCurl, Exe: "/usr/bin/curl", UID: 1000, RemoteIP: "198.18.0.11", RemotePort: 53, Protocol: "udp", TxBytes: 100, RxBytes: 200, TxCalls: 1, RxCalls: 1}},
-	{4 * time.Minute, store.Sample{ProcessKey: keyCurl, Exe: "/usr/bin/curl", UID: 1000, RemoteIP: "198.18.0.10", RemotePort: 443, Protocol: "tcp", TxBytes: 66, RxBytes: 34, TxCalls: 1, RxCalls: 1}},
+	{10 * time.Minute, store.Sample{ProcessKey: keyCurl, Exe: "/usr/bin/curl", UID: 1000, CgroupID: 42, RemoteIP: "198.18.0.10", RemotePort: 443, Protocol: "tcp", TxBytes: 1234, RxBytes: 987654, TxCalls: 2, RxCalls: 30}},
+	{5 * time.Minute, store.Sample{ProcessKey: keyCurl, Exe: "/usr/bin/curl", UID: 1000, CgroupID: 42, RemoteIP: "198.18.0.11", RemotePort: 53, Protocol: "udp", TxBytes: 100, RxBytes: 200, TxCalls: 1, RxCalls: 1}},
+	{4 * time.Minute, store.Sample{ProcessKey: keyCurl, Exe: "/usr/bin/curl", UID: 1000, CgroupID: 42, RemoteIP: "198.18.0.10", RemotePort: 443, Protocol: "tcp", TxBytes: 66, RxBytes: 34, TxCalls: 1, RxCalls: 1}},
 	{30 * time.Minute, store.Sample{ProcessKey: keyFirefox, Exe: "/usr/lib/firefox/firefox", UID: 1000, RemoteIP: "2001:db8::1", RemotePort: 443, Protocol: "tcp", TxBytes: 5555555, RxBytes: 66666666, TxCalls: 50, RxCalls: 500}},
 	{30 * time.Minute, store.Sample{ProcessKey: keyFirefox, Exe: "/usr/lib/firefox/firefox", UID: 1000, RemoteIP: "198.18.0.10", RemotePort: 443, Protocol: "tcp", TxBytes: 10, RxBytes: 20, TxCalls: 1, RxCalls: 1}},
 	{2 * time.Hour, store.Sample{ProcessKey: keyFirefox, Exe: "/usr/lib/firefox/firefox", UID: 1000, RemoteIP: "2001:db8::1", RemotePort: 443, Protocol: "tcp", TxBytes: 1000, RxBytes: 2000, TxCalls: 1, RxCalls: 2}},
@@ -126,6 +127,9 @@ func seedStore(t testing.TB) *store.Store {
 		if err := st.Write(ctx, t0.Add(-ago), byTs[ago]); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := st.PutCgroups(ctx, []cgroupinfo.Info{{ID: 42, Path: "/system.slice/fetch.service", Service: "fetch.service"}}); err != nil {
+		t.Fatal(err)
 	}
 	return st
 }

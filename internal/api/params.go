@@ -271,6 +271,32 @@ func parseComm(p params) (string, error) {
 	return s, nil
 }
 
+// cgroupFilter is the optional service=/container= filter (a systemd unit,
+// or "runtime:shortid" as in /api/current).
+type cgroupFilter struct {
+	Service   string
+	Container string
+}
+
+func parseCgroup(p params) (cgroupFilter, error) {
+	var f cgroupFilter
+	for _, k := range []string{"service", "container"} {
+		s := p.v.Get(k)
+		if s == "" {
+			continue
+		}
+		if len(s) > maxParamBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return f, badParam(k, "%s: want a name without control characters", quote(s))
+		}
+		if k == "service" {
+			f.Service = s
+		} else {
+			f.Container = s
+		}
+	}
+	return f, nil
+}
+
 // Sort keys of /api/current.
 var sortKeys = []string{"rate", "tx_rate", "rx_rate", "total", "tx", "rx", "pid", "comm"}
 
@@ -367,18 +393,22 @@ func parseCurrent(v url.Values, extra ...string) (currentQuery, error) {
 
 type historyQuery struct {
 	window
+	cgroupFilter
 	Step time.Duration
 	PID  uint32
 	Comm string
 }
 
 func parseHistory(v url.Values, now time.Time) (historyQuery, error) {
-	p, err := newParams(v, "since", "until", "step", "pid", "comm")
+	p, err := newParams(v, "since", "until", "step", "pid", "comm", "service", "container")
 	if err != nil {
 		return historyQuery{}, err
 	}
 	var q historyQuery
 	if q.window, err = parseWindow(p, now, time.Hour); err != nil {
+		return q, err
+	}
+	if q.cgroupFilter, err = parseCgroup(p); err != nil {
 		return q, err
 	}
 	if q.Step, err = parseStep(p, q.window); err != nil {
@@ -393,18 +423,22 @@ func parseHistory(v url.Values, now time.Time) (historyQuery, error) {
 
 type processesQuery struct {
 	window
+	cgroupFilter
 	Top  int
 	PID  uint32
 	Comm string
 }
 
 func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
-	p, err := newParams(v, "since", "until", "top", "pid", "comm")
+	p, err := newParams(v, "since", "until", "top", "pid", "comm", "service", "container")
 	if err != nil {
 		return processesQuery{}, err
 	}
 	var q processesQuery
 	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	if q.cgroupFilter, err = parseCgroup(p); err != nil {
 		return q, err
 	}
 	if q.Top, err = parseTop(p, DefaultTop); err != nil {
@@ -419,6 +453,7 @@ func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
 
 type remotesQuery struct {
 	window
+	cgroupFilter
 	Top      int
 	PID      uint32
 	Comm     string
@@ -426,12 +461,15 @@ type remotesQuery struct {
 }
 
 func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
-	p, err := newParams(v, "since", "until", "top", "pid", "comm", "by")
+	p, err := newParams(v, "since", "until", "top", "pid", "comm", "service", "container", "by")
 	if err != nil {
 		return remotesQuery{}, err
 	}
 	var q remotesQuery
 	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	if q.cgroupFilter, err = parseCgroup(p); err != nil {
 		return q, err
 	}
 	if q.Top, err = parseTop(p, DefaultTop); err != nil {
@@ -455,16 +493,20 @@ func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
 
 type summaryQuery struct {
 	window
+	cgroupFilter
 	Top int
 }
 
 func parseSummary(v url.Values, now time.Time) (summaryQuery, error) {
-	p, err := newParams(v, "since", "until", "top")
+	p, err := newParams(v, "since", "until", "top", "service", "container")
 	if err != nil {
 		return summaryQuery{}, err
 	}
 	var q summaryQuery
 	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
+		return q, err
+	}
+	if q.cgroupFilter, err = parseCgroup(p); err != nil {
 		return q, err
 	}
 	q.Top, err = parseTop(p, 5)

@@ -17,7 +17,7 @@ function axes() {
   const stroke = cssVar("--fg-muted") || "#666";
   const grid = { stroke: cssVar("--grid") || "#8883", width: 1 };
   return [
-    { stroke, grid, ticks: grid },
+    { stroke, grid, ticks: grid, space: 80 },
     { stroke, grid, ticks: grid, size: 78, values: (u, vals) => vals.map((v) => fmtRate(v)) },
   ];
 }

@@ -271,7 +271,13 @@ function sortRows(rows) {
 function renderTable() {
   const f = state.filter.trim().toLowerCase();
   const rows = sortRows(state.rows).filter(
-    (r) => !f || r.comm.toLowerCase().includes(f) || (r.exe || "").toLowerCase().includes(f) || String(r.pid) === f || String(r.pid).startsWith(f),
+    (r) =>
+      !f ||
+      r.comm.toLowerCase().includes(f) ||
+      (r.exe || "").toLowerCase().includes(f) ||
+      String(r.pid).startsWith(f) ||
+      (r.service || "").toLowerCase().includes(f) ||
+      (r.container || "").toLowerCase().includes(f),
   );
   const live = state.window === "live";
   $("th-up").textContent = live ? "Up/s" : "Avg up/s";
@@ -314,6 +320,8 @@ function renderDetailMeta(r) {
   const items = [
     ["Executable", r.exe || "–"],
     ["User id", String(r.uid ?? "–")],
+    ...(r.service ? [["Service", r.service]] : []),
+    ...(r.container ? [["Container", r.container]] : []),
     ["Sent", `${fmtBytes(r.tx_bytes)} (${fmtExact(r.tx_bytes)})`],
     ["Received", `${fmtBytes(r.rx_bytes)} (${fmtExact(r.rx_bytes)})`],
     [state.window === "live" ? "Rate now" : "Average rate", `↑ ${fmtRate(r.tx_rate)} ↓ ${fmtRate(r.rx_rate)}`],
