@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -187,6 +188,9 @@ func BenchmarkHistory24h(b *testing.B) {
 }
 
 func TestMain(m *testing.M) {
+	// The server logs each start at info; keep test and benchmark output
+	// readable (warnings and errors still show).
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	code := m.Run()
 	if benchDBDir != "" && strings.HasPrefix(filepath.Base(benchDBDir), "bwtracker-bench-") {
 		os.RemoveAll(benchDBDir)

@@ -79,19 +79,11 @@ func (s *server) intervalMs(snap collector.Snapshot) int64 {
 }
 
 func (s *server) currentBody(snap collector.Snapshot, q currentQuery) CurrentResponse {
-	procs := slices.Clone(snap.Processes)
-	sortProcs(procs, q.Sort)
-	n := len(procs)
-	if q.Top > 0 && len(procs) > q.Top {
-		procs = procs[:q.Top]
-	}
-	if procs == nil {
-		procs = []collector.ProcRate{}
-	}
+	procs := topProcs(snap.Processes, q.Sort, q.Top)
 	return CurrentResponse{
 		Time: snap.Time, IntervalMs: s.intervalMs(snap),
 		TxRate: snap.TxRate, RxRate: snap.RxRate, TxBytes: snap.TxBytes, RxBytes: snap.RxBytes,
-		ProcessCount: n, Processes: procs,
+		ProcessCount: len(snap.Processes), Processes: procs,
 	}
 }
 
@@ -147,8 +139,16 @@ func (cc *currentCache) get(snap collector.Snapshot, q currentQuery, enc func() 
 	return b
 }
 
-func sortProcs(p []collector.ProcRate, key string) {
-	num := func(r collector.ProcRate) float64 {
+// topProcs returns the first top processes of in (which it leaves alone:
+// it is the collector's) in the order of key. It sorts indexes, not the
+// 150-byte structs, and breaks every tie down to the process identity, so
+// the order is total and stable across calls.
+func topProcs(in []collector.ProcRate, key string, top int) []collector.ProcRate {
+	idx := make([]int, len(in))
+	for i := range idx {
+		idx[i] = i
+	}
+	num := func(r *collector.ProcRate) float64 {
 		switch key {
 		case "tx_rate":
 			return r.TxRate
@@ -164,25 +164,29 @@ func sortProcs(p []collector.ProcRate, key string) {
 			return r.TxRate + r.RxRate
 		}
 	}
-	tie := func(a, b collector.ProcRate) int {
+	identity := func(a, b *collector.ProcRate) int {
+		if a.PID != b.PID {
+			return cmpAsc(a.PID, b.PID)
+		}
+		if a.StartNS != b.StartNS {
+			return cmpAsc(a.StartNS, b.StartNS)
+		}
+		return strings.Compare(a.Comm, b.Comm)
+	}
+	tie := func(a, b *collector.ProcRate) int {
 		if c := cmpDesc(a.TxRate+a.RxRate, b.TxRate+b.RxRate); c != 0 {
 			return c
 		}
 		if c := cmpDesc(float64(a.TxBytes+a.RxBytes), float64(b.TxBytes+b.RxBytes)); c != 0 {
 			return c
 		}
-		if a.PID != b.PID {
-			return cmpAsc(a.PID, b.PID)
-		}
-		return cmpAsc(a.StartNS, b.StartNS)
+		return identity(a, b)
 	}
-	slices.SortStableFunc(p, func(a, b collector.ProcRate) int {
+	slices.SortFunc(idx, func(i, j int) int {
+		a, b := &in[i], &in[j]
 		switch key {
 		case "pid":
-			if a.PID != b.PID {
-				return cmpAsc(a.PID, b.PID)
-			}
-			return cmpAsc(a.StartNS, b.StartNS)
+			return identity(a, b)
 		case "comm":
 			if c := strings.Compare(a.Comm, b.Comm); c != 0 {
 				return c
@@ -194,6 +198,14 @@ func sortProcs(p []collector.ProcRate, key string) {
 		}
 		return tie(a, b)
 	})
+	if top > 0 && len(idx) > top {
+		idx = idx[:top]
+	}
+	out := make([]collector.ProcRate, len(idx))
+	for k, i := range idx {
+		out[k] = in[i]
+	}
+	return out
 }
 
 func cmpDesc(a, b float64) int {
