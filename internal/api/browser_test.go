@@ -35,6 +35,70 @@ func artifactsDir(t *testing.T) string {
 	}
 }
 
+// newBrowser starts headless Chromium with a fresh profile; cancel stops it.
+func newBrowser(t *testing.T) (context.Context, context.CancelFunc) {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	return ctx, func() { cancelT(); cancelC(); cancelA() }
+}
+
+func needBrowser(t *testing.T) {
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skip("!!! SKIPPING the browser test: " + chromiumPath + " is missing. Install it with `apt-get install chromium` (or BWTRACKER_WITH_TEST_DEPS=1 make deps) to run it !!!")
+	}
+	if !ui.Built() {
+		msg := "the dashboard is not built (ui/dist/index.html missing): run `make ui` first"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip("!!! SKIPPING the browser test: " + msg + " !!!")
+	}
+}
+
+// TestBrowserToken: with --auth-token, the page asks for the token, then
+// shows the data once it is entered.
+func TestBrowserToken(t *testing.T) {
+	needBrowser(t)
+	const tok = "browser-token-0123456789"
+	e := newEnv(t, Config{AuthToken: tok})
+	base := serveTest(t, e.h)
+	ctx, cancel := newBrowser(t)
+	defer cancel()
+	curlRow := `#proc-body tr[data-key^="4242:1000000:curl"]`
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#token-form`)),
+	); err != nil {
+		t.Fatalf("token prompt: %v", err)
+	}
+	banner, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#banner-text`)))
+	if err != nil || !strings.Contains(banner, "token") {
+		t.Fatalf("banner %q, %v", banner, err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`#token-input`), tok),
+		chromedp.Click(chromedp.CSS(`#token-form button`)),
+		chromedp.WaitVisible(chromedp.CSS(curlRow)),
+	); err != nil {
+		t.Fatalf("after entering the token: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById('banner').hidden && document.getElementById('conn').textContent === 'live'`, chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("stream with ?token=: %v", err)
+	}
+}
+
 // consoleLog collects what the page reports as errors.
 type consoleLog struct {
 	mu     sync.Mutex
@@ -60,17 +124,7 @@ func (l *consoleLog) snapshot() (errs, all []string) {
 // TestBrowserDashboard loads the embedded dashboard in headless Chromium
 // against the API over a seeded store and a fake live collector.
 func TestBrowserDashboard(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("!!! SKIPPING the browser test: " + chromiumPath + " is missing. Install it with `apt-get install chromium` (or BWTRACKER_WITH_TEST_DEPS=1 make deps) to run it !!!")
-	}
-	if !ui.Built() {
-		msg := "the dashboard is not built (ui/dist/index.html missing): run `make ui` first"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING the browser test: " + msg + " !!!")
-	}
-
+	needBrowser(t)
 	e := newEnv(t, Config{})
 	base := serveTest(t, e.h)
 
@@ -96,22 +150,7 @@ func TestBrowserDashboard(t *testing.T) {
 	}()
 	t.Cleanup(func() { stopPub(); pubWG.Wait() })
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancelC()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := newBrowser(t)
 	defer cancelT()
 
 	// Collect everything the page logs (console calls, uncaught exceptions,
