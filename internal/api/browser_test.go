@@ -47,6 +47,9 @@ func newBrowser(t *testing.T) (context.Context, context.CancelFunc) {
 		chromedp.NoFirstRun,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1400, 1000),
+		// Chromium leaves org.chromium.Chromium.* in $TMPDIR: keep them in
+		// the test's own directory, which the test removes.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
