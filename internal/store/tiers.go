@@ -344,8 +344,10 @@ func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (s
 	q := "SELECT bucket_ms AS t, " + cols + " FROM " + Tiers[sg.tier].Table + " WHERE bucket_ms >= ? AND bucket_ms < ?" + pf
 	// A sample belongs to the bucket its ts_ms falls in; a bucket starts in
 	// [a, b) iff the sample's ts_ms is in [roundUp(a), roundUp(b)).
+	// "+ts_ms" keeps SQLite on the rowid range (the few rows above the
+	// watermark) instead of scanning a day of raw rows by the ts_ms index.
 	q += fmt.Sprintf(" UNION ALL SELECT ts_ms - ts_ms %% %d AS t, ", size) + cols +
-		" FROM samples WHERE id > ? AND ts_ms >= ? AND ts_ms < ?" + pf
+		" FROM samples WHERE id > ? AND +ts_ms >= ? AND +ts_ms < ?" + pf
 	args = append(args, st.rolledID, roundUp(sg.a, size), roundUp(sg.b, size))
 	args = append(args, procArgs...)
 	return q, args
