@@ -57,7 +57,7 @@ bench-history: bwtracker
 
 # API latency (p50/p99) of /api/current and /api/history.
 bench-api: $(BPF_OBJ) ui/dist/index.html
-	$(GO) test -run '^$$' -bench . -benchtime=1x ./internal/api/
+	$(GO) test -run '^$$' -bench . -benchtime=1000x ./internal/api/
 
 # Regenerate the committed vmlinux.h from the running kernel's BTF.
 vmlinux:
@@ -71,4 +71,4 @@ uninstall:
 
 clean:
 	rm -f bwtracker $(BPF_OBJ) .deps.stamp
-	rm -rf ui/dist
+	find ui/dist -mindepth 1 ! -name .gitkeep -delete 2>/dev/null || true
