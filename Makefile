@@ -14,9 +14,8 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 UI_SRC    := $(shell find ui/src -type f 2>/dev/null) ui/package.json ui/package-lock.json $(wildcard ui/*.mjs ui/index.html)
 GO_SRC    := $(shell find cmd internal ebpf ui -name '*.go' -not -path '*/node_modules/*' 2>/dev/null) go.mod go.sum
 
-# libbpf, libelf and zlib are linked statically: ./bwtracker needs only libc.
+# libbpf, libelf and zlib are linked statically (internal/bpf/cgo.go): ./bwtracker needs only libc.
 export CGO_ENABLED := 1
-export CGO_LDFLAGS := -l:libbpf.a -l:libelf.a -l:libz.a
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/bwtracker/bwtracker/internal/version.Version=$(VERSION)"
 
 all: bwtracker
