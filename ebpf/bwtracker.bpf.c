@@ -35,6 +35,7 @@ _Static_assert(sizeof(struct flow_key) == 64, "flow_key layout: keep internal/bp
 _Static_assert(sizeof(struct flow_val) == 24, "flow_val layout: keep internal/bpf/types.go in step");
 _Static_assert(sizeof(struct exec_event) == 288, "exec_event layout: keep internal/bpf/types.go in step");
 _Static_assert(sizeof(struct peer) == 24, "peer layout");
+_Static_assert(sizeof(struct flow_cache) == 112, "flow_cache layout: keep internal/bpf/types.go in step");
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -72,6 +73,23 @@ struct {
 	__array(values, struct flows_map);
 } active_flows SEC(".maps") = {
 	.values = { [0] = &flows_a },
+};
+
+/* Per-CPU flow cache, slot = direction; swapped like the flows maps. */
+struct bwt_cache_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct flow_cache);
+} cache_a SEC(".maps"), cache_b SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct bwt_cache_map);
+} active_cache SEC(".maps") = {
+	.values = { [0] = &cache_a },
 };
 
 struct {
@@ -153,84 +171,20 @@ static __always_inline int addr_is_zero(const __u8 *a)
 	return lo == 0 && hi == 0;
 }
 
-/* The one accounting helper both backends call. */
-static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
+/* Adds to the entry of key in a flows map, creating it when missing. */
+static __always_inline void flows_add(void *flows, const struct flow_key *key, __u64 bytes, __u64 calls)
 {
-	if (!sk || bytes <= 0)
-		return;
-	__u16 family = sk->__sk_common.skc_family;
-	if (family != AF_INET && family != AF_INET6 && family != AF_PACKET)
-		return; /* unix, netlink, vsock...: not network traffic */
-
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = pid_tgid >> 32;
-	if (tgid == self_tgid && self_tgid != 0)
-		return;
-
-	struct flow_key key = {};
-	key.tgid = tgid;
-	/* Direct BTF loads instead of helpers: bpf_get_current_uid_gid() maps
-	 * the uid through the user namespace (from_kuid), ~40 ns a call here;
-	 * the kuid's value is that same global uid. */
-	struct task_struct *task = bpf_get_current_task_btf();
-	key.uid = task->cred->uid.val;
-	struct task_struct *leader = task->group_leader;
-	if (!leader)
-		return;
-	key.start_ns = leader->start_boottime;
-	/* What bpf_get_current_cgroup_id() returns (cgroup v2 id), without the
-	 * helper call. */
-	key.cgroup_id = task->cgroups->dfl_cgrp->kn->id;
-	key.proto = sock_proto(sk, family);
-	key.dir = dir;
-	struct net *net = sk->__sk_common.skc_net.net;
-	if (net)
-		key.netns = net->ns.inum;
-	/* The process's name (its group leader's comm), not the thread's:
-	 * threads named "worker-3" still belong to their process. */
-	__builtin_memcpy(key.comm, leader->comm, sizeof(key.comm));
-
-	if (family == AF_INET) {
-		__u32 daddr = sk->__sk_common.skc_daddr;
-		if (daddr) {
-			set_v4(key.raddr, daddr);
-			key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
-		}
-	} else if (family == AF_INET6) {
-		__builtin_memcpy(key.raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
-		if (!addr_is_zero(key.raddr))
-			key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	}
-	/* A peer given with this very call (sendto/recvfrom on an unconnected
-	 * socket) wins over the socket's own: it is the true remote. */
-	if (key.proto == BWT_PROTO_UDP || key.proto == BWT_PROTO_ICMP || key.proto == BWT_PROTO_RAW) {
-		struct peer *p = bpf_map_lookup_elem(&peers, &pid_tgid);
-		if (p) {
-			if (p->dir == dir) {
-				__builtin_memcpy(key.raddr, p->addr, 16);
-				key.rport = p->port;
-			}
-			bpf_map_delete_elem(&peers, &pid_tgid);
-		}
-	}
-
-	__u32 zero = 0;
-	void *flows = bpf_map_lookup_elem(&active_flows, &zero);
-	if (!flows) {
-		count_drop(BWT_DROP_NO_ACTIVE);
-		return;
-	}
-	struct flow_val *v = bpf_map_lookup_elem(flows, &key);
+	struct flow_val *v = bpf_map_lookup_elem(flows, key);
 	if (!v) {
 		/* The clock is read only when an entry is created: ~40 ns a
 		 * call on this VM, too much for every send. */
-		struct flow_val nv = { .bytes = bytes, .calls = 1, .first_ns = bpf_ktime_get_boot_ns() };
-		long err = bpf_map_update_elem(flows, &key, &nv, BPF_NOEXIST);
+		struct flow_val nv = { .bytes = bytes, .calls = calls, .first_ns = bpf_ktime_get_boot_ns() };
+		long err = bpf_map_update_elem(flows, key, &nv, BPF_NOEXIST);
 		if (!err)
 			return;
 		if (err == -EEXIST_) {
 			/* Another program on this CPU created it meanwhile. */
-			v = bpf_map_lookup_elem(flows, &key);
+			v = bpf_map_lookup_elem(flows, key);
 		} else {
 			count_drop(err == -E2BIG_ || err == -ENOMEM_ ? BWT_DROP_FLOWS_FULL : BWT_DROP_FLOWS_UPDATE);
 			return;
@@ -243,7 +197,141 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 	/* Atomic: a preemptible kernel may run this program for another task on
 	 * the same CPU in the middle of our add. */
 	__sync_fetch_and_add(&v->bytes, bytes);
-	__sync_fetch_and_add(&v->calls, 1);
+	__sync_fetch_and_add(&v->calls, calls);
+}
+
+/* Identity of the calling process, read once per event. */
+struct who {
+	__u64 pid_tgid;
+	__u64 start_ns;
+	__u64 cgroup_id;
+	__u64 comm[2];
+	__u32 uid;
+};
+
+/* Fills *key (zeroed by the caller) for this event. */
+static __always_inline void fill_key(struct flow_key *key, struct sock *sk, __u16 family, __u8 proto, __u8 dir, const struct who *w)
+{
+	key->tgid = w->pid_tgid >> 32;
+	key->uid = w->uid;
+	key->start_ns = w->start_ns;
+	key->cgroup_id = w->cgroup_id;
+	key->proto = proto;
+	key->dir = dir;
+	struct net *net = sk->__sk_common.skc_net.net;
+	if (net)
+		key->netns = net->ns.inum;
+	__builtin_memcpy(key->comm, w->comm, sizeof(key->comm));
+	if (family == AF_INET) {
+		__u32 daddr = sk->__sk_common.skc_daddr;
+		if (daddr) {
+			set_v4(key->raddr, daddr);
+			key->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+		}
+	} else if (family == AF_INET6) {
+		__builtin_memcpy(key->raddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
+		if (!addr_is_zero(key->raddr))
+			key->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	}
+}
+
+/* TCP fast path: count into this CPU's cached flow when the same thread
+ * uses the same socket again (a stream), else move the cached flow into the
+ * flows map and cache this one. Returns 0 when the cache was busy (this
+ * program preempted another user of it on this CPU): count directly then. */
+static __always_inline int cache_add(void *flows, struct sock *sk, __u16 family, __u8 dir, const struct who *w, long bytes)
+{
+	__u32 zero = 0, slot = dir;
+	void *cm = bpf_map_lookup_elem(&active_cache, &zero);
+	if (!cm)
+		return 0;
+	struct flow_cache *ce = bpf_map_lookup_elem(cm, &slot);
+	if (!ce)
+		return 0;
+	if (__sync_lock_test_and_set(&ce->busy, 1))
+		return 0;
+	if (ce->valid && ce->sk == (__u64)sk && ce->pid_tgid == w->pid_tgid &&
+	    ce->key.start_ns == w->start_ns && ce->key.cgroup_id == w->cgroup_id &&
+	    ce->key.uid == w->uid) {
+		__u64 c[2];
+		__builtin_memcpy(c, ce->key.comm, sizeof(c));
+		if (c[0] == w->comm[0] && c[1] == w->comm[1]) {
+			ce->bytes += bytes;
+			ce->calls += 1;
+			asm volatile("" ::: "memory");
+			ce->busy = 0;
+			return 1;
+		}
+	}
+	if (ce->valid && ce->calls)
+		flows_add(flows, &ce->key, ce->bytes, ce->calls);
+	__builtin_memset(&ce->key, 0, sizeof(ce->key));
+	fill_key(&ce->key, sk, family, BWT_PROTO_TCP, dir, w);
+	ce->sk = (__u64)sk;
+	ce->pid_tgid = w->pid_tgid;
+	ce->bytes = bytes;
+	ce->calls = 1;
+	ce->valid = 1;
+	asm volatile("" ::: "memory");
+	ce->busy = 0;
+	return 1;
+}
+
+/* The one accounting helper both backends call. */
+static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
+{
+	if (!sk || bytes <= 0)
+		return;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6 && family != AF_PACKET)
+		return; /* unix, netlink, vsock...: not network traffic */
+
+	struct who w = {};
+	w.pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = w.pid_tgid >> 32;
+	if (tgid == self_tgid && self_tgid != 0)
+		return;
+	/* Direct BTF loads instead of helpers: bpf_get_current_uid_gid() maps
+	 * the uid through the user namespace (from_kuid), ~40 ns a call here;
+	 * the kuid's value is that same global uid. */
+	struct task_struct *task = bpf_get_current_task_btf();
+	w.uid = task->cred->uid.val;
+	struct task_struct *leader = task->group_leader;
+	if (!leader)
+		return;
+	w.start_ns = leader->start_boottime;
+	/* What bpf_get_current_cgroup_id() returns (cgroup v2 id), without the
+	 * helper call. */
+	w.cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	/* The process's name (its group leader's comm), not the thread's:
+	 * threads named "worker-3" still belong to their process. */
+	__builtin_memcpy(w.comm, leader->comm, sizeof(w.comm));
+	__u8 proto = sock_proto(sk, family);
+
+	__u32 zero = 0;
+	void *flows = bpf_map_lookup_elem(&active_flows, &zero);
+	if (!flows) {
+		count_drop(BWT_DROP_NO_ACTIVE);
+		return;
+	}
+	if (proto == BWT_PROTO_TCP && cache_add(flows, sk, family, dir, &w, bytes))
+		return;
+
+	struct flow_key key = {};
+	fill_key(&key, sk, family, proto, dir, &w);
+	/* A peer given with this very call (sendto/recvfrom on an unconnected
+	 * socket) wins over the socket's own: it is the true remote. */
+	if (proto == BWT_PROTO_UDP || proto == BWT_PROTO_ICMP || proto == BWT_PROTO_RAW) {
+		struct peer *p = bpf_map_lookup_elem(&peers, &w.pid_tgid);
+		if (p) {
+			if (p->dir == dir) {
+				__builtin_memcpy(key.raddr, p->addr, 16);
+				key.rport = p->port;
+			}
+			bpf_map_delete_elem(&peers, &w.pid_tgid);
+		}
+	}
+	flows_add(flows, &key, bytes, 1);
 }
 
 /* ---- tracepoint backend (kernel >= 6.4) ---- */

@@ -128,6 +128,8 @@ type Tracker struct {
 	links    []*libbpfgo.BPFLink
 	flows    [2]*libbpfgo.BPFMap
 	active   *libbpfgo.BPFMap
+	caches   [2]*libbpfgo.BPFMap // per-CPU TCP flow caches, swapped with flows
+	activeC  *libbpfgo.BPFMap
 	cur      int // index into flows of the map the kernel writes
 	drops    *libbpfgo.BPFMap
 	capacity int
@@ -277,6 +279,14 @@ func Load(opts Options) (_ *Tracker, err error) {
 			return nil, err
 		}
 	}
+	for i, name := range []string{"cache_a", "cache_b"} {
+		if t.caches[i], err = mod.GetMap(name); err != nil {
+			return nil, err
+		}
+	}
+	if t.activeC, err = mod.GetMap("active_cache"); err != nil {
+		return nil, err
+	}
 	t.capacity = int(t.flows[0].MaxEntries())
 	if t.active, err = mod.GetMap("active_flows"); err != nil {
 		return nil, err
@@ -350,15 +360,58 @@ func (t *Tracker) ExecEvents() <-chan ExecEvent { return t.execCh }
 // map-in-map slot returns only after every BPF program that might still hold
 // the old map has finished (the kernel's maybe_wait_bpf_programs()), so the
 // old map is quiescent afterwards.
+//
+// The per-CPU flow caches are swapped the same way. A program may see the
+// new cache and the old flows map, or the reverse, in between the two
+// updates; every byte is in exactly one cache entry or flows entry at any
+// time, and both old maps are drained only after both swaps returned.
 func (t *Tracker) swap() error {
 	next := 1 - t.cur
 	key := uint32(0)
+	cfd := uint32(t.caches[next].FileDescriptor())
+	if err := t.activeC.Update(unsafe.Pointer(&key), unsafe.Pointer(&cfd)); err != nil {
+		return fmt.Errorf("swapping flow caches: %w", err)
+	}
 	fd := uint32(t.flows[next].FileDescriptor())
 	if err := t.active.Update(unsafe.Pointer(&key), unsafe.Pointer(&fd)); err != nil {
 		return fmt.Errorf("swapping flows maps: %w", err)
 	}
 	t.cur = next
 	return nil
+}
+
+// drainCache hands the cached flows of a quiescent cache to fn and clears
+// it.
+func (t *Tracker) drainCache(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (int, error) {
+	n := 0
+	for slot := uint32(0); slot < 2; slot++ {
+		raw, err := m.GetValue(unsafe.Pointer(&slot))
+		if err != nil {
+			return n, fmt.Errorf("reading %s: %w", m.Name(), err)
+		}
+		entries, err := DecodeCachePerCPU(raw)
+		if err != nil {
+			return n, err
+		}
+		dirty := false
+		for _, c := range entries {
+			if c.Valid == 0 {
+				continue
+			}
+			dirty = true
+			if c.Calls > 0 {
+				fn(c.Key, FlowVal{Bytes: c.Bytes, Calls: c.Calls})
+				n++
+			}
+		}
+		if dirty {
+			zero := make([]byte, len(raw))
+			if err := m.Update(unsafe.Pointer(&slot), unsafe.Pointer(&zero[0])); err != nil {
+				return n, fmt.Errorf("clearing %s: %w", m.Name(), err)
+			}
+		}
+	}
+	return n, nil
 }
 
 // drainBatch is how many entries one lookup-and-delete batch syscall moves.
@@ -450,11 +503,16 @@ func (t *Tracker) drainMapKeys(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (i
 func (t *Tracker) Drain(fn func(FlowKey, FlowVal)) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old := t.flows[t.cur]
+	old, oldC := t.flows[t.cur], t.caches[t.cur]
 	if err := t.swap(); err != nil {
 		return 0, err
 	}
-	return t.drainMap(old, fn)
+	n, err := t.drainMap(old, fn)
+	if err != nil {
+		return n, err
+	}
+	m, err := t.drainCache(oldC, fn)
+	return n + m, err
 }
 
 // Detach stops counting (closes all links), then drains both maps: after it
@@ -474,12 +532,20 @@ func (t *Tracker) Detach(fn func(FlowKey, FlowVal)) (int, error) {
 	if err := t.swap(); err != nil {
 		return 0, err
 	}
-	n1, err := t.drainMap(t.flows[0], fn)
-	if err != nil {
-		return n1, err
+	total := 0
+	for i := 0; i < 2; i++ {
+		n, err := t.drainMap(t.flows[i], fn)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		n, err = t.drainCache(t.caches[i], fn)
+		total += n
+		if err != nil {
+			return total, err
+		}
 	}
-	n2, err := t.drainMap(t.flows[1], fn)
-	return n1 + n2, err
+	return total, nil
 }
 
 // Drops returns the kernel's drop counters per cause, summed over CPUs.

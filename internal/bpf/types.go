@@ -79,6 +79,17 @@ type FlowVal struct {
 	FirstNS uint64 // first call this interval (per CPU; the sum keeps the earliest)
 }
 
+// FlowCache mirrors struct flow_cache (112 bytes): a per-CPU cached TCP flow.
+type FlowCache struct {
+	Key     FlowKey
+	Sk      uint64
+	PIDTGID uint64
+	Bytes   uint64
+	Calls   uint64
+	Busy    uint64
+	Valid   uint64
+}
+
 // ExecEvent mirrors struct exec_event (288 bytes).
 type ExecEvent struct {
 	TGID     uint32
@@ -91,6 +102,7 @@ type ExecEvent struct {
 const (
 	flowKeySize   = 64
 	flowValSize   = 24
+	flowCacheSize = 112
 	execEventSize = 288
 )
 
@@ -139,6 +151,22 @@ func DecodePerCPU(b []byte) (FlowVal, error) {
 		}
 	}
 	return sum, nil
+}
+
+// DecodeCachePerCPU decodes the per-CPU flow_cache values of one slot.
+func DecodeCachePerCPU(b []byte) ([]FlowCache, error) {
+	if len(b)%flowCacheSize != 0 {
+		return nil, fmt.Errorf("per-CPU flow cache: %d bytes is not a multiple of %d", len(b), flowCacheSize)
+	}
+	out := make([]FlowCache, 0, len(b)/flowCacheSize)
+	for off := 0; off < len(b); off += flowCacheSize {
+		var c FlowCache
+		if _, err := binary.Decode(b[off:off+flowCacheSize], binary.NativeEndian, &c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // DecodeExecEvent decodes a ring buffer record.

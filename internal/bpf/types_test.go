@@ -27,6 +27,7 @@ func TestLayoutMatchesC(t *testing.T) {
 		"flow_key":   binary.Size(FlowKey{}),
 		"flow_val":   binary.Size(FlowVal{}),
 		"exec_event": binary.Size(ExecEvent{}),
+		"flow_cache": binary.Size(FlowCache{}),
 	}
 	for name, size := range got {
 		if want[name] == 0 {

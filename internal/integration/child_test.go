@@ -205,6 +205,9 @@ func steppedClient(addr string, chunk, chunks int) (result, error) {
 			return r, err
 		}
 		n, err := unix.Read(fd, ack)
+		for err == unix.EINTR {
+			n, err = unix.Read(fd, ack)
+		}
 		if err != nil || n != 1 {
 			return r, fmt.Errorf("ack %d: n=%d err=%v", i, n, err)
 		}
@@ -239,6 +242,10 @@ func udpServer(bind string, count int) (result, error) {
 	buf := make([]byte, 65536)
 	for i := 0; i < count; i++ {
 		n, from, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR { // Go's preemption signal (SIGURG)
+			i--
+			continue
+		}
 		if err != nil {
 			return r, fmt.Errorf("recvfrom %d/%d: %w", i, count, err)
 		}
@@ -263,6 +270,10 @@ func udpConnected(addr string, count, size int) (result, error) {
 	buf := make([]byte, size)
 	for i := 0; i < count; i++ {
 		n, err := unix.Write(fd, buf)
+		if err == unix.EINTR {
+			i--
+			continue
+		}
 		if err != nil {
 			return r, err
 		}
@@ -285,7 +296,7 @@ func udpSendto(bind string, dsts []string, count, size int) (result, error) {
 	for _, d := range dsts {
 		_, sa := sockaddr(netip.MustParseAddrPort(d))
 		for i := 0; i < count; i++ {
-			if err := unix.Sendto(fd, buf, 0, sa); err != nil {
+			if err := sendtoRetry(fd, buf, sa); err != nil {
 				return r, err
 			}
 			r.TX += uint64(size)
@@ -327,12 +338,15 @@ func icmpPing(dst string, payload, count int) (result, error) {
 			pkt[i] = byte(i)
 		}
 		binary.BigEndian.PutUint16(pkt[2:], icmpChecksum(pkt))
-		if err := unix.Sendto(fd, pkt, 0, sa); err != nil {
+		if err := sendtoRetry(fd, pkt, sa); err != nil {
 			return r, err
 		}
 		r.TX += uint64(len(pkt))
 		for replies <= seq {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err == unix.EINTR {
+				continue
+			}
 			if err != nil {
 				return r, fmt.Errorf("recv: %w", err)
 			}
@@ -344,6 +358,17 @@ func icmpPing(dst string, payload, count int) (result, error) {
 		}
 	}
 	return r, nil
+}
+
+// sendtoRetry is sendto that retries when Go's preemption signal interrupts
+// it (EINTR: nothing was sent).
+func sendtoRetry(fd int, b []byte, sa unix.Sockaddr) error {
+	for {
+		err := unix.Sendto(fd, b, 0, sa)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func icmpChecksum(b []byte) uint16 {

@@ -38,6 +38,9 @@ func sendmmsg(fd int, dst netip.AddrPort, buf []byte, count int) (int, error) {
 	sent := 0
 	for sent < count {
 		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[sent])), uintptr(count-sent), 0, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
 		if errno != 0 {
 			return 0, errno
 		}
