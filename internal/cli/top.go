@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/collector"
 	"io"
 	"net"
 	"net/http"
@@ -67,21 +68,9 @@ Examples:
 	}
 }
 
-// liveProc mirrors one process of GET /api/current.
-type liveProc struct {
-	PID      uint32    `json:"pid"`
-	StartNS  uint64    `json:"start_ns"`
-	Comm     string    `json:"comm"`
-	Exe      string    `json:"exe"`
-	UID      uint32    `json:"uid"`
-	CgroupID uint64    `json:"cgroup_id"`
-	TxRate   float64   `json:"tx_bytes_per_sec"`
-	RxRate   float64   `json:"rx_bytes_per_sec"`
-	TxBytes  uint64    `json:"tx_bytes"`
-	RxBytes  uint64    `json:"rx_bytes"`
-	Remotes  int       `json:"remotes"`
-	LastSeen time.Time `json:"last_seen"`
-}
+// liveProc is one process of GET /api/current: the collector's own type,
+// which the API serves as is.
+type liveProc = collector.ProcRate
 
 // liveSnap mirrors GET /api/current; --once --format json prints it.
 type liveSnap struct {

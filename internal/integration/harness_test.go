@@ -140,30 +140,12 @@ type row struct {
 	RX       uint64 `json:"rx_bytes"`
 }
 
-// report runs `bwtracker report --format json --by by` on the daemon's DB.
-func (d *daemon) report(by string, extra ...string) []row {
+// reportJSON runs `bwtracker report --format json --by by` on the daemon's
+// DB and decodes its output into out.
+func (d *daemon) reportJSON(out any, by string, extra ...string) {
 	d.t.Helper()
 	args := append([]string{"report", "--db", d.db, "--since", "1h", "--by", by, "--format", "json"}, extra...)
-	out, err := exec.Command(d.bin, args...).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		d.t.Fatalf("report: %v\n%s", err, stderr)
-	}
-	var rows []row
-	if err := json.Unmarshal(out, &rows); err != nil {
-		d.t.Fatalf("report output is not JSON: %v\n%s", err, out)
-	}
-	return rows
-}
-
-// reportRaw is report with rows as generic maps (for any --by fields).
-func (d *daemon) reportRaw(by string, extra ...string) []map[string]any {
-	d.t.Helper()
-	args := append([]string{"report", "--db", d.db, "--since", "1h", "--by", by, "--format", "json"}, extra...)
-	out, err := exec.Command(d.bin, args...).Output()
+	b, err := exec.Command(d.bin, args...).Output()
 	if err != nil {
 		var stderr string
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -171,10 +153,24 @@ func (d *daemon) reportRaw(by string, extra ...string) []map[string]any {
 		}
 		d.t.Fatalf("report --by %s: %v\n%s", by, err, stderr)
 	}
-	var rows []map[string]any
-	if err := json.Unmarshal(out, &rows); err != nil {
-		d.t.Fatalf("report output is not JSON: %v\n%s", err, out)
+	if err := json.Unmarshal(b, out); err != nil {
+		d.t.Fatalf("report output is not JSON: %v\n%s", err, b)
 	}
+}
+
+// report returns the rows of `report --by by`.
+func (d *daemon) report(by string, extra ...string) []row {
+	d.t.Helper()
+	var rows []row
+	d.reportJSON(&rows, by, extra...)
+	return rows
+}
+
+// reportRaw is report with rows as generic maps (for any --by fields).
+func (d *daemon) reportRaw(by string, extra ...string) []map[string]any {
+	d.t.Helper()
+	var rows []map[string]any
+	d.reportJSON(&rows, by, extra...)
 	return rows
 }
 
