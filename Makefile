@@ -3,7 +3,7 @@
 .DELETE_ON_ERROR:
 .PHONY: all deps test test-unit bench bench-history bench-api vmlinux clean install uninstall ui
 
-GO        ?= go
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
 ARCH      := x86
 BPF_SRC   := ebpf/bwtracker.bpf.c

@@ -18,6 +18,21 @@ if [ "$(id -u)" -ne 0 ]; then
 	fi
 fi
 
+# Go is not installed from Debian (bookworm's golang is 1.19; go.mod needs
+# the version it names). Say so clearly instead of failing later.
+gobin=$(command -v go || true)
+[ -z "$gobin" ] && [ -x /usr/local/go/bin/go ] && gobin=/usr/local/go/bin/go
+want=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$(dirname "$0")/../go.mod")
+if [ -z "$gobin" ]; then
+	echo "deps: Go $want or newer is needed (https://go.dev/dl/, usually unpacked to /usr/local/go); add /usr/local/go/bin to PATH" >&2
+	exit 1
+fi
+have=$("$gobin" env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -1)" != "$want" ]; then
+	echo "deps: Go $have is older than the $want that go.mod needs: install a newer Go (https://go.dev/dl/)" >&2
+	exit 1
+fi
+
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 for p in clang llvm libelf-dev zlib1g-dev pkg-config make bpftool; do
