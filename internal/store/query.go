@@ -31,8 +31,8 @@ type dimension struct {
 // dimensions is the one table of what --by (and the API) can group by.
 var dimensions = map[string]dimension{
 	DimProcess:   {group: "p.id", sel: "p.pid, p.start_ns, p.comm, p.exe, p.uid"},
-	DimRemote:    {group: "s.remote_ip", sel: "s.remote_ip"},
-	DimProtocol:  {group: "s.protocol", sel: "s.protocol"},
+	DimRemote:    {group: "e.ip", sel: "e.ip"},
+	DimProtocol:  {group: "e.protocol", sel: "e.protocol"},
 	DimExe:       {group: "p.exe", sel: "p.exe"},
 	DimUser:      {group: "p.uid", sel: "p.uid"},
 	DimService:   {group: "coalesce(c.service, '')", sel: "coalesce(c.service, '')"},
@@ -182,6 +182,16 @@ func scanDest(by []string, r *Row) []any {
 	return dest
 }
 
+// endpointJoin joins the endpoints table as e when a dimension needs it.
+func endpointJoin(by []string) string {
+	for _, d := range by {
+		if d == DimRemote || d == DimProtocol {
+			return " JOIN endpoints e ON e.id = s.endpoint_id"
+		}
+	}
+	return ""
+}
+
 func groupSQL(by []string) (groups, sels []string) {
 	for _, d := range by {
 		groups = append(groups, dimensions[d].group)
@@ -218,6 +228,7 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 		sqlq := "SELECT " + strings.Join(sels, ", ") +
 			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
 			" FROM (" + union + ") s JOIN processes p ON p.id = s.proc_id" +
+			endpointJoin(by) +
 			" LEFT JOIN cgroups c ON c.id = s.cgroup_id" + cf +
 			" GROUP BY " + strings.Join(groups, ", ") +
 			" ORDER BY sum(s.tx_bytes) + sum(s.rx_bytes) DESC, " + strings.Join(groups, ", ")

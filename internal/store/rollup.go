@@ -27,7 +27,7 @@ const VacuumPages = 2048
 type MaintainResult struct {
 	Rolled    int64   // samples rows added to the rollup tiers
 	Pruned    []int64 // rows deleted per tier (index into Tiers)
-	Processes int64   // process rows deleted
+	Processes int64   // process (or endpoint, whichever is more) rows deleted
 	Done      bool    // nothing more to roll up or prune as of now
 }
 
@@ -123,10 +123,10 @@ func (s *Store) rollupBatch(ctx context.Context, batch int64) (int64, error) {
 	}
 	for _, t := range Tiers[1:] {
 		size := t.Size.Milliseconds()
-		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, remote_ip, protocol, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT ts_ms - ts_ms %% %d, proc_id, remote_ip, protocol, cgroup_id, sum(tx_bytes), sum(rx_bytes), sum(tx_calls), sum(rx_calls)
-FROM samples WHERE id > ? AND id <= ? GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (bucket_ms, proc_id, remote_ip, protocol, cgroup_id) DO UPDATE SET
+		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT ts_ms - ts_ms %% %d, proc_id, endpoint_id, cgroup_id, sum(tx_bytes), sum(rx_bytes), sum(tx_calls), sum(rx_calls)
+FROM samples WHERE id > ? AND id <= ? GROUP BY 1, 2, 3, 4
+ON CONFLICT (bucket_ms, proc_id, endpoint_id, cgroup_id) DO UPDATE SET
   tx_bytes = tx_bytes + excluded.tx_bytes, rx_bytes = rx_bytes + excluded.rx_bytes,
   tx_calls = tx_calls + excluded.tx_calls, rx_calls = rx_calls + excluded.rx_calls`, t.Table, size)
 		if _, err := tx.ExecContext(ctx, q, w, w2); err != nil {
@@ -214,9 +214,10 @@ func (s *Store) pruneTier(ctx context.Context, i int, now time.Time, keep time.D
 	return n, nil
 }
 
-// pruneProcesses deletes process rows that no tier can refer to any more:
-// last seen before the oldest retained bucket of every tier, and without
-// raw samples. Nothing is deleted while any tier keeps data forever.
+// pruneProcesses deletes process and endpoint rows that no tier can refer
+// to any more: last seen before the oldest retained bucket of every tier,
+// and without raw samples. Nothing is deleted while any tier keeps data
+// forever. It returns the larger of the two batches' row counts.
 func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention) (int64, error) {
 	oldest := int64(-1)
 	for i := range Tiers {
@@ -241,14 +242,18 @@ func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention
 	if err != nil {
 		return 0, s.classify("prune processes", err)
 	}
-	r, err := s.sql.ExecContext(ctx, `DELETE FROM processes WHERE id IN (
-  SELECT id FROM processes WHERE last_seen_ms < ?
-    AND id NOT IN (SELECT proc_id FROM samples WHERE id > ?)
+	var n int64
+	for _, t := range []struct{ table, col string }{{"processes", "proc_id"}, {"endpoints", "endpoint_id"}} {
+		r, err := s.sql.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id IN (
+  SELECT id FROM `+t.table+` WHERE last_seen_ms < ?
+    AND id NOT IN (SELECT `+t.col+` FROM samples WHERE id > ?)
   LIMIT ?)`, oldest, w, PruneBatch)
-	if err != nil {
-		return 0, s.classify("prune processes", err)
+		if err != nil {
+			return 0, s.classify("prune "+t.table, err)
+		}
+		k, _ := r.RowsAffected()
+		n = max(n, k)
 	}
-	n, _ := r.RowsAffected()
 	return n, nil
 }
 

@@ -63,7 +63,10 @@ import (
 const DefaultPath = "/var/lib/bwtracker/bwtracker.db"
 
 // SchemaVersion is bumped whenever the schema below changes incompatibly.
-const SchemaVersion = 1
+// Version 1 stored remote_ip and protocol as text in every samples and
+// rollup row; version 2 interns them in the endpoints table. A writer
+// converts a version 1 file on open (migrate.go).
+const SchemaVersion = 2
 
 // BusyTimeout is how long a reader or writer waits for a lock before failing.
 const BusyTimeout = 5 * time.Second
@@ -84,16 +87,15 @@ type Process struct {
 // TableName pins the table name.
 func (Process) TableName() string { return "processes" }
 
-// SampleRow is the samples table.
+// SampleRow is the samples table (created by samplesDDL, not by GORM).
 type SampleRow struct {
 	ID         int64  `gorm:"primaryKey"`
 	TsMs       int64  `gorm:"column:ts_ms;not null;index:idx_samples_ts"`
 	ProcID     int64  `gorm:"column:proc_id;not null"`
 	CgroupID   uint64 `gorm:"column:cgroup_id;not null;default:0"`
 	NetNS      uint32 `gorm:"column:netns;not null;default:0"`
-	RemoteIP   string `gorm:"column:remote_ip;not null;default:''"`
+	EndpointID int64  `gorm:"column:endpoint_id;not null"`
 	RemotePort uint16 `gorm:"column:remote_port;not null;default:0"`
-	Protocol   string `gorm:"column:protocol;not null"`
 	TxBytes    uint64 `gorm:"column:tx_bytes;not null;default:0"`
 	RxBytes    uint64 `gorm:"column:rx_bytes;not null;default:0"`
 	TxCalls    uint64 `gorm:"column:tx_calls;not null;default:0"`
@@ -102,6 +104,37 @@ type SampleRow struct {
 
 // TableName pins the table name.
 func (SampleRow) TableName() string { return "samples" }
+
+// samplesDDL creates the samples table. AUTOINCREMENT: ids are never
+// reused, even when pruning empties the table, so the rollup watermark
+// stays valid.
+const samplesDDL = `CREATE TABLE IF NOT EXISTS samples (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts_ms       INTEGER NOT NULL,
+  proc_id     INTEGER NOT NULL,
+  cgroup_id   INTEGER NOT NULL DEFAULT 0,
+  netns       INTEGER NOT NULL DEFAULT 0,
+  endpoint_id INTEGER NOT NULL,
+  remote_port INTEGER NOT NULL DEFAULT 0,
+  tx_bytes    INTEGER NOT NULL DEFAULT 0,
+  rx_bytes    INTEGER NOT NULL DEFAULT 0,
+  tx_calls    INTEGER NOT NULL DEFAULT 0,
+  rx_calls    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS idx_samples_ts ON samples (ts_ms)`
+
+// endpointsDDL creates the endpoints table: one row per (remote ip,
+// protocol) ever seen, referenced by samples and rollup rows.
+// last_seen_ms (Unix ms, may lag the truth by up to seenLagMs) lets
+// pruning drop endpoints no tier can refer to any more.
+const endpointsDDL = `CREATE TABLE IF NOT EXISTS endpoints (
+  id           INTEGER PRIMARY KEY,
+  ip           TEXT    NOT NULL,
+  protocol     TEXT    NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  UNIQUE (ip, protocol)
+);
+CREATE INDEX IF NOT EXISTS idx_endpoints_last_seen ON endpoints (last_seen_ms)`
 
 type metaRow struct {
 	Key   string `gorm:"primaryKey;column:key"`
@@ -116,8 +149,13 @@ type Store struct {
 	sql      *sql.DB
 	path     string
 	readOnly bool
-	// procIDs caches process identity -> row id for the writer.
-	procIDs map[ProcessKey]int64
+	// procIDs caches process identity -> row id for the writer, and
+	// endpointIDs (remote ip, protocol) -> endpoints row id; seen holds
+	// the last_seen_ms last written for those rows (see seenLagMs).
+	procIDs     map[ProcessKey]int64
+	endpointIDs map[endpointKey]int64
+	procSeen    map[int64]int64
+	epSeen      map[int64]int64
 }
 
 // Options tune Open.
@@ -215,7 +253,8 @@ func Open(path string, opts Options) (*Store, error) {
 		// consistent.
 		sqlDB.SetMaxOpenConns(1)
 	}
-	s := &Store{db: db, sql: sqlDB, path: path, readOnly: opts.ReadOnly, procIDs: map[ProcessKey]int64{}}
+	s := &Store{db: db, sql: sqlDB, path: path, readOnly: opts.ReadOnly}
+	s.resetCaches()
 	if err := s.check(opts.ReadOnly); err != nil {
 		sqlDB.Close()
 		return nil, err
@@ -246,6 +285,13 @@ func (s *Store) check(readOnly bool) error {
 			return &Error{Path: s.path, Op: "open", Err: errors.New("not a bwtracker database (tables missing)"),
 				Hint: "point --db at the file `bwtracker run` writes"}
 		}
+		if err := s.sql.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name = 'endpoints'").Scan(&n); err != nil {
+			return s.classify("read", err)
+		}
+		if n != 1 {
+			return &Error{Path: s.path, Op: "open", Err: fmt.Errorf("old database format (schema 1, this bwtracker reads schema %d)", SchemaVersion),
+				Hint: "restart `bwtracker run` once with this version: it converts the file on start"}
+		}
 		return nil
 	}
 	// The writer checks the file once at daemon start.
@@ -257,16 +303,23 @@ func (s *Store) check(readOnly bool) error {
 		return &Error{Path: s.path, Op: "integrity check", Err: errors.New(res),
 			Hint: "the file is corrupt: move it aside and restart `bwtracker run` to start a new one"}
 	}
-	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &SampleRow{}, &metaRow{}, &Cgroup{}); err != nil {
+	// Schema 1 files are converted first (without the open timeout: it
+	// rewrites every row, seconds per million).
+	if err := s.migrateV1(context.Background()); err != nil {
+		return err
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), BusyTimeout+time.Second)
+	defer cancel2()
+	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &metaRow{}, &Cgroup{}); err != nil {
 		return s.classify("migrate schema", err)
+	}
+	for _, ddl := range []string{samplesDDL, endpointsDDL} {
+		if _, err := s.sql.ExecContext(ctx, ddl); err != nil {
+			return s.classify("migrate schema", err)
+		}
 	}
 	if err := s.migrateTiers(ctx); err != nil { // rollup_1m, rollup_1h, rollup_1d (tiers.go)
 		return err
-	}
-	// Schema 1 files had an index on (proc_id, ts_ms) that no query uses;
-	// it cost a third of the insert time and ~25 bytes a row.
-	if _, err := s.sql.ExecContext(ctx, "DROP INDEX IF EXISTS idx_samples_proc_ts"); err != nil {
-		return s.classify("migrate schema", err)
 	}
 	if err := s.db.WithContext(ctx).Save(&metaRow{Key: "schema_version", Value: fmt.Sprint(SchemaVersion)}).Error; err != nil {
 		return s.classify("write", err)

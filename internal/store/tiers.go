@@ -76,15 +76,14 @@ const (
 func rollupDDL(t Tier) string {
 	return `CREATE TABLE IF NOT EXISTS ` + t.Table + ` (
   bucket_ms INTEGER NOT NULL,
-  proc_id   INTEGER NOT NULL,
-  remote_ip TEXT    NOT NULL,
-  protocol  TEXT    NOT NULL,
-  cgroup_id INTEGER NOT NULL,
-  tx_bytes  INTEGER NOT NULL,
-  rx_bytes  INTEGER NOT NULL,
-  tx_calls  INTEGER NOT NULL,
-  rx_calls  INTEGER NOT NULL,
-  PRIMARY KEY (bucket_ms, proc_id, remote_ip, protocol, cgroup_id)
+  proc_id     INTEGER NOT NULL,
+  endpoint_id INTEGER NOT NULL,
+  cgroup_id   INTEGER NOT NULL,
+  tx_bytes    INTEGER NOT NULL,
+  rx_bytes    INTEGER NOT NULL,
+  tx_calls    INTEGER NOT NULL,
+  rx_calls    INTEGER NOT NULL,
+  PRIMARY KEY (bucket_ms, proc_id, endpoint_id, cgroup_id)
 ) WITHOUT ROWID`
 }
 
@@ -324,13 +323,13 @@ func mergeSegments(in []segment) []segment {
 	return out
 }
 
-// segmentSQL is a SELECT of (t, proc_id, remote_ip, protocol, cgroup_id,
+// segmentSQL is a SELECT of (t, proc_id, endpoint_id, cgroup_id,
 // tx_bytes, rx_bytes, tx_calls, rx_calls) for one segment, t being the
 // sample's ts_ms or the bucket start. procFilter, when not empty, is an
 // extra condition on proc_id. Rollup segments add the samples not rolled
 // up yet that belong to their buckets.
 func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (string, []any) {
-	const cols = "proc_id, remote_ip, protocol, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls"
+	const cols = "proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls"
 	pf := ""
 	if procFilter != "" {
 		pf = " AND " + procFilter

@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// migrateV1 converts a schema 1 file (remote_ip and protocol as text in
+// every samples and rollup row) to schema 2 (endpoint ids) in one
+// transaction: endpoints are collected from every table, then each table
+// is copied over with ids and sums unchanged, so the rollup watermark and
+// the tiers' availability marks stay valid. A kill mid-way leaves the file
+// as it was. Takes seconds per million rows; freed pages are given back
+// by the incremental vacuum afterwards.
+func (s *Store) migrateV1(ctx context.Context) error {
+	var n int
+	if err := s.sql.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info('samples') WHERE name = 'remote_ip'").Scan(&n); err != nil {
+		return s.classify("read", err)
+	}
+	if n == 0 {
+		return nil // new file, or already converted
+	}
+	fail := func(err error) error {
+		return &Error{Path: s.path, Op: "convert schema 1 to 2", Err: err,
+			Hint: "the file is unchanged; to start afresh instead, move it aside and restart `bwtracker run`"}
+	}
+	conn, err := s.sql.Conn(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fail(err)
+	}
+	stmts := []string{endpointsDDL}
+	// Endpoints from every table that exists; last seen = newest use.
+	src := "SELECT remote_ip AS ip, protocol, max(ts_ms) AS t FROM samples GROUP BY 1, 2"
+	var tiers []Tier
+	for _, t := range Tiers[1:] {
+		var k int
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", t.Table).Scan(&k); err != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+			return fail(err)
+		}
+		if k == 1 {
+			tiers = append(tiers, t)
+			src += " UNION ALL SELECT remote_ip, protocol, max(bucket_ms) FROM " + t.Table + " GROUP BY 1, 2"
+		}
+	}
+	stmts = append(stmts,
+		"INSERT INTO endpoints (ip, protocol, last_seen_ms) SELECT ip, protocol, max(t) FROM ("+src+") GROUP BY 1, 2",
+		"DROP INDEX IF EXISTS idx_samples_ts",
+		"DROP INDEX IF EXISTS idx_samples_proc_ts",
+		"ALTER TABLE samples RENAME TO samples_v1",
+		samplesDDL,
+		`INSERT INTO samples (id, ts_ms, proc_id, cgroup_id, netns, endpoint_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT s.id, s.ts_ms, s.proc_id, s.cgroup_id, s.netns, e.id, s.remote_port, s.tx_bytes, s.rx_bytes, s.tx_calls, s.rx_calls
+FROM samples_v1 s JOIN endpoints e ON e.ip = s.remote_ip AND e.protocol = s.protocol ORDER BY s.id`,
+		// Ids must keep growing past the old sequence (the watermark).
+		"UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'samples_v1')) WHERE name = 'samples'",
+		`INSERT INTO sqlite_sequence (name, seq) SELECT 'samples', seq FROM sqlite_sequence
+WHERE name = 'samples_v1' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'samples')`,
+		"DROP TABLE samples_v1",
+	)
+	for _, t := range tiers {
+		stmts = append(stmts,
+			"ALTER TABLE "+t.Table+" RENAME TO "+t.Table+"_v1",
+			rollupDDL(t),
+			fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT r.bucket_ms, r.proc_id, e.id, r.cgroup_id, r.tx_bytes, r.rx_bytes, r.tx_calls, r.rx_calls
+FROM %s_v1 r JOIN endpoints e ON e.ip = r.remote_ip AND e.protocol = r.protocol ORDER BY 1, 2, 3, 4`, t.Table, t.Table),
+			"DROP TABLE "+t.Table+"_v1",
+		)
+	}
+	stmts = append(stmts, fmt.Sprintf("INSERT INTO meta (key, value) VALUES ('schema_version', '%d') ON CONFLICT (key) DO UPDATE SET value = excluded.value", SchemaVersion))
+	for _, q := range stmts {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+			return fail(err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		return fail(err)
+	}
+	// Give the old tables' pages back (a no-op without auto-vacuum).
+	// The pragma frees one page per step: read it to the end.
+	if rows, err := conn.QueryContext(ctx, "PRAGMA incremental_vacuum"); err == nil {
+		for rows.Next() {
+		}
+		rows.Close()
+	}
+	return nil
+}
