@@ -6,7 +6,8 @@ import (
 )
 
 // migrateV1 converts a schema 1 file (remote_ip and protocol as text in
-// every samples and rollup row) to schema 2 (endpoint ids) in one
+// every samples and rollup row, ts_ms in every samples row) to schema 2
+// (endpoint ids; times per flush in the flushes table) in one
 // transaction: endpoints are collected from every table, then each table
 // is copied over with ids and sums unchanged, so the rollup watermark and
 // the tiers' availability marks stay valid. A kill mid-way leaves the file
@@ -53,13 +54,20 @@ func (s *Store) migrateV1(ctx context.Context) error {
 		"DROP INDEX IF EXISTS idx_samples_proc_ts",
 		"ALTER TABLE samples RENAME TO samples_v1",
 		samplesDDL,
-		`INSERT INTO samples (id, ts_ms, proc_id, cgroup_id, netns, endpoint_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT s.id, s.ts_ms, s.proc_id, s.cgroup_id, s.netns, e.id, s.remote_port, s.tx_bytes, s.rx_bytes, s.tx_calls, s.rx_calls
+		`INSERT INTO samples (id, proc_id, cgroup_id, netns, endpoint_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT s.id, s.proc_id, s.cgroup_id, s.netns, e.id, s.remote_port, s.tx_bytes, s.rx_bytes, s.tx_calls, s.rx_calls
 FROM samples_v1 s JOIN endpoints e ON e.ip = s.remote_ip AND e.protocol = s.protocol ORDER BY s.id`,
 		// Ids must keep growing past the old sequence (the watermark).
 		"UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'samples_v1')) WHERE name = 'samples'",
 		`INSERT INTO sqlite_sequence (name, seq) SELECT 'samples', seq FROM sqlite_sequence
 WHERE name = 'samples_v1' AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'samples')`,
+		flushesDDL,
+		// One flush per run of consecutive ids with the same time.
+		`INSERT INTO flushes (last_id, first_id, ts_ms)
+SELECT max(id), min(id), ts_ms FROM (
+  SELECT id, ts_ms, sum(brk) OVER (ORDER BY id) AS g FROM (
+    SELECT id, ts_ms, ts_ms IS NOT lag(ts_ms) OVER (ORDER BY id) AS brk FROM samples_v1))
+GROUP BY g`,
 		"DROP TABLE samples_v1",
 	)
 	for _, t := range tiers {

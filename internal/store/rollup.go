@@ -121,15 +121,21 @@ func (s *Store) rollupBatch(ctx context.Context, batch int64) (int64, error) {
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM samples WHERE id > ? AND id <= ?", w, w2).Scan(&n); err != nil {
 		return 0, s.classify("rollup", err)
 	}
+	// The flushes holding ids w+1..w2 have last_id in (w, hi].
+	var hi int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(min(last_id), ?) FROM flushes WHERE last_id >= ?", maxID, w2).Scan(&hi); err != nil {
+		return 0, s.classify("rollup", err)
+	}
 	for _, t := range Tiers[1:] {
 		size := t.Size.Milliseconds()
 		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT ts_ms - ts_ms %% %d, proc_id, endpoint_id, cgroup_id, sum(tx_bytes), sum(rx_bytes), sum(tx_calls), sum(rx_calls)
-FROM samples WHERE id > ? AND id <= ? GROUP BY 1, 2, 3, 4
+SELECT f.ts_ms - f.ts_ms %% %d, s.proc_id, s.endpoint_id, s.cgroup_id, sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)
+FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id
+WHERE f.last_id > ?1 AND f.last_id <= ?3 AND s.id > ?1 AND s.id <= ?2 GROUP BY 1, 2, 3, 4
 ON CONFLICT (bucket_ms, proc_id, endpoint_id, cgroup_id) DO UPDATE SET
   tx_bytes = tx_bytes + excluded.tx_bytes, rx_bytes = rx_bytes + excluded.rx_bytes,
   tx_calls = tx_calls + excluded.tx_calls, rx_calls = rx_calls + excluded.rx_calls`, t.Table, size)
-		if _, err := tx.ExecContext(ctx, q, w, w2); err != nil {
+		if _, err := tx.ExecContext(ctx, q, w, w2, hi); err != nil {
 			return 0, s.classify("rollup "+t.Name, err)
 		}
 	}
@@ -189,8 +195,22 @@ func (s *Store) pruneTier(ctx context.Context, i int, now time.Time, keep time.D
 		if err != nil {
 			return 0, s.classify("prune", err)
 		}
-		r, err = s.sql.ExecContext(ctx, "DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE ts_ms < ? AND id <= ? LIMIT ?)", c, w, PruneBatch)
+		// Raw rows go as a prefix of ids: up to the first flush at or
+		// after the cutoff, the watermark, and one batch. (A flush
+		// written late, with an old time after newer ones, waits for
+		// them; rows below avail.raw are never read from raw.)
+		var b int64
+		err = s.sql.QueryRowContext(ctx, `SELECT min(?2, coalesce((SELECT first_id - 1 FROM flushes WHERE ts_ms >= ?1 ORDER BY last_id LIMIT 1), ?2),
+  coalesce((SELECT min(id) FROM samples), 0) + ?3 - 1)`, c, w, PruneBatch).Scan(&b)
 		if err != nil {
+			return 0, s.classify("prune raw", err)
+		}
+		r, err = s.sql.ExecContext(ctx, "DELETE FROM samples WHERE id <= ?", b)
+		if err != nil {
+			return 0, s.classify("prune raw", err)
+		}
+		// Flushes whose rows are all gone.
+		if _, err := s.sql.ExecContext(ctx, "DELETE FROM flushes WHERE last_id <= ?", b); err != nil {
 			return 0, s.classify("prune raw", err)
 		}
 	} else {

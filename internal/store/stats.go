@@ -74,12 +74,13 @@ func (s *Store) Stats(ctx context.Context) (DBStats, error) {
 				d.Tiers = append(d.Tiers, ts)
 				continue
 			}
-			col := "bucket_ms"
+			q := "SELECT count(*), min(bucket_ms), max(bucket_ms) FROM " + t.Table
 			if i == 0 {
-				col = "ts_ms"
+				q = "SELECT (SELECT count(*) FROM samples), min(ts_ms), max(ts_ms) FROM flushes"
+				ts.Bytes += sizeOr(sizes, "flushes")
 			}
 			var lo, hi sql.NullInt64
-			if err := db.QueryRowContext(ctx, "SELECT count(*), min("+col+"), max("+col+") FROM "+t.Table).Scan(&ts.Rows, &lo, &hi); err != nil {
+			if err := db.QueryRowContext(ctx, q).Scan(&ts.Rows, &lo, &hi); err != nil {
 				return s.classify("stats", err)
 			}
 			if lo.Valid {

@@ -87,10 +87,10 @@ type Process struct {
 // TableName pins the table name.
 func (Process) TableName() string { return "processes" }
 
-// SampleRow is the samples table (created by samplesDDL, not by GORM).
+// SampleRow is the samples table (created by samplesDDL, not by GORM). A
+// row's time is its flush's (flushes table).
 type SampleRow struct {
 	ID         int64  `gorm:"primaryKey"`
-	TsMs       int64  `gorm:"column:ts_ms;not null;index:idx_samples_ts"`
 	ProcID     int64  `gorm:"column:proc_id;not null"`
 	CgroupID   uint64 `gorm:"column:cgroup_id;not null;default:0"`
 	NetNS      uint32 `gorm:"column:netns;not null;default:0"`
@@ -107,10 +107,10 @@ func (SampleRow) TableName() string { return "samples" }
 
 // samplesDDL creates the samples table. AUTOINCREMENT: ids are never
 // reused, even when pruning empties the table, so the rollup watermark
-// stays valid.
+// stays valid. No time column and no index: each Write's rows get
+// consecutive ids, and the flushes table maps that id range to its time.
 const samplesDDL = `CREATE TABLE IF NOT EXISTS samples (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
-  ts_ms       INTEGER NOT NULL,
   proc_id     INTEGER NOT NULL,
   cgroup_id   INTEGER NOT NULL DEFAULT 0,
   netns       INTEGER NOT NULL DEFAULT 0,
@@ -120,8 +120,16 @@ const samplesDDL = `CREATE TABLE IF NOT EXISTS samples (
   rx_bytes    INTEGER NOT NULL DEFAULT 0,
   tx_calls    INTEGER NOT NULL DEFAULT 0,
   rx_calls    INTEGER NOT NULL DEFAULT 0
+)`
+
+// flushesDDL creates the flushes table: one row per Write, whose samples
+// are the ids first_id..last_id, all at ts_ms.
+const flushesDDL = `CREATE TABLE IF NOT EXISTS flushes (
+  last_id  INTEGER PRIMARY KEY,
+  first_id INTEGER NOT NULL,
+  ts_ms    INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS idx_samples_ts ON samples (ts_ms)`
+CREATE INDEX IF NOT EXISTS idx_flushes_ts ON flushes (ts_ms)`
 
 // endpointsDDL creates the endpoints table: one row per (remote ip,
 // protocol) ever seen, referenced by samples and rollup rows.
@@ -313,7 +321,7 @@ func (s *Store) check(readOnly bool) error {
 	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &metaRow{}, &Cgroup{}); err != nil {
 		return s.classify("migrate schema", err)
 	}
-	for _, ddl := range []string{samplesDDL, endpointsDDL} {
+	for _, ddl := range []string{samplesDDL, flushesDDL, endpointsDDL} {
 		if _, err := s.sql.ExecContext(ctx, ddl); err != nil {
 			return s.classify("migrate schema", err)
 		}

@@ -336,18 +336,20 @@ func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (s
 	}
 	if sg.tier == 0 {
 		args := append([]any{sg.a, sg.b}, procArgs...)
-		return "SELECT ts_ms AS t, " + cols + " FROM samples WHERE ts_ms >= ? AND ts_ms < ?" + pf, args
+		return "SELECT f.ts_ms AS t, " + cols + " FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id" +
+			" WHERE f.ts_ms >= ? AND f.ts_ms < ?" + pf, args
 	}
 	size := sizeMs(sg.tier)
 	args := append([]any{sg.a, sg.b}, procArgs...)
 	q := "SELECT bucket_ms AS t, " + cols + " FROM " + Tiers[sg.tier].Table + " WHERE bucket_ms >= ? AND bucket_ms < ?" + pf
 	// A sample belongs to the bucket its ts_ms falls in; a bucket starts in
 	// [a, b) iff the sample's ts_ms is in [roundUp(a), roundUp(b)).
-	// "+ts_ms" keeps SQLite on the rowid range (the few rows above the
-	// watermark) instead of scanning a day of raw rows by the ts_ms index.
-	q += fmt.Sprintf(" UNION ALL SELECT ts_ms - ts_ms %% %d AS t, ", size) + cols +
-		" FROM samples WHERE id > ? AND +ts_ms >= ? AND +ts_ms < ?" + pf
-	args = append(args, st.rolledID, roundUp(sg.a, size), roundUp(sg.b, size))
+	// "+ts_ms" keeps SQLite on the flushes' rowid range (the few flushes
+	// above the watermark) instead of a day of flushes by the ts_ms index.
+	q += fmt.Sprintf(" UNION ALL SELECT f.ts_ms - f.ts_ms %% %d AS t, ", size) + cols +
+		" FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id" +
+		" WHERE f.last_id > ? AND s.id > ? AND +f.ts_ms >= ? AND +f.ts_ms < ?" + pf
+	args = append(args, st.rolledID, st.rolledID, roundUp(sg.a, size), roundUp(sg.b, size))
 	args = append(args, procArgs...)
 	return q, args
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -169,10 +170,11 @@ RETURNING id`, sm.RemoteIP, sm.Protocol, tsMs).Scan(&eid)
 // every statement on every execution (no prepared-statement reuse), so one
 // short constant statement beats multi-row VALUES lists, whose parsing
 // was a third of Write's time.
-const insertJSON = `INSERT INTO samples (ts_ms, proc_id, endpoint_id, cgroup_id, netns, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT ?, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(?)`
+const insertJSON = `INSERT INTO samples (proc_id, endpoint_id, cgroup_id, netns, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(?)`
 
-// insertSamples writes the flush's rows with one statement.
+// insertSamples writes the flush's rows with one statement (their ids are
+// consecutive: one statement, one writer) and its flushes row.
 func (s *Store) insertSamples(ctx context.Context, tx *sql.Tx, tsMs int64, samples []Sample, ids []int64) error {
 	b := make([]byte, 0, 64*len(samples))
 	b = append(b, '[')
@@ -192,6 +194,17 @@ func (s *Store) insertSamples(ctx context.Context, tx *sql.Tx, tsMs int64, sampl
 		b = append(b, ']')
 	}
 	b = append(b, ']')
-	_, err := tx.ExecContext(ctx, insertJSON, tsMs, string(b))
+	r, err := tx.ExecContext(ctx, insertJSON, string(b))
+	if err != nil {
+		return err
+	}
+	last, err := r.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if n, err := r.RowsAffected(); err != nil || n != int64(len(samples)) {
+		return fmt.Errorf("inserted %d of %d rows (%v)", n, len(samples), err)
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO flushes (last_id, first_id, ts_ms) VALUES (?, ?, ?)", last, last-int64(len(samples))+1, tsMs)
 	return err
 }
