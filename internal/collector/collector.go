@@ -402,6 +402,7 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 			lp.Exe = s.Exe
 		}
 		lp.CgroupID = s.CgroupID
+		lp.NetNS = s.NetNS
 		if in, ok := cgs[s.CgroupID]; ok {
 			lp.Service = in.Service
 			lp.Container = in.ContainerLabel()
