@@ -13,14 +13,16 @@ type ProcRate struct {
 	CgroupID uint64 `json:"cgroup_id"`
 	// Service is the systemd unit owning the cgroup; Container is
 	// "runtime:shortid" ("" when the process is in no container).
-	Service   string    `json:"service"`
-	Container string    `json:"container"`
-	TxRate    float64   `json:"tx_bytes_per_sec"`
-	RxRate    float64   `json:"rx_bytes_per_sec"`
-	TxBytes   uint64    `json:"tx_bytes"`
-	RxBytes   uint64    `json:"rx_bytes"`
-	Remotes   int       `json:"remotes"` // distinct remote addresses since start
-	LastSeen  time.Time `json:"last_seen"`
+	Service   string `json:"service"`
+	Container string `json:"container"`
+	// NetNS is the network namespace (inode) of its latest socket.
+	NetNS    uint32    `json:"netns"`
+	TxRate   float64   `json:"tx_bytes_per_sec"`
+	RxRate   float64   `json:"rx_bytes_per_sec"`
+	TxBytes  uint64    `json:"tx_bytes"`
+	RxBytes  uint64    `json:"rx_bytes"`
+	Remotes  int       `json:"remotes"` // distinct remote addresses since start
+	LastSeen time.Time `json:"last_seen"`
 }
 
 // Snapshot is what the daemon knows after one drain.
