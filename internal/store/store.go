@@ -1,7 +1,7 @@
 // Package store owns bwtracker's SQLite database: its schema, the writes the
 // collector makes once per interval, and every query the CLI and the API run.
 //
-// Schema (version 1):
+// Schema (version 2; migrate.go converts version 1 files):
 //
 //	processes  one row per process identity (pid, start_ns, comm). start_ns is
 //	           the kernel's task start time (CLOCK_MONOTONIC ns, the same clock
@@ -9,20 +9,27 @@
 //	           is part of the identity because exec() changes it (bash forking
 //	           curl is two rows with one pid). exe and cmdline come from /proc
 //	           when the process still existed at the first flush that saw it.
-//	samples    one row per (interval, process, cgroup, remote ip, remote port,
-//	           protocol): payload bytes and call counts per direction. ts_ms is
-//	           the end of the interval in Unix milliseconds.
+//	endpoints  one row per (remote ip, protocol), both text; samples and
+//	           rollup rows refer to it by id, so an address is stored once.
+//	samples    one row per (interval, process, cgroup, netns, endpoint, remote
+//	           port): payload bytes and call counts per direction. No time
+//	           column: each Write's rows get consecutive ids.
+//	flushes    one row per Write: its samples ids first_id..last_id (last_id
+//	           is the primary key) and ts_ms, the end of the interval in Unix
+//	           milliseconds.
 //	meta       key/value: schema version; rollup watermark "rollup.raw_id";
 //	           per tier "avail.<tier>", the Unix ms its data is complete from.
 //	rollup_1m, rollup_1h, rollup_1d  (tiers.go; WITHOUT ROWID)
-//	           one row per (bucket_ms, proc_id, remote_ip, protocol,
-//	           cgroup_id) with summed tx/rx bytes and calls. bucket_ms is the
-//	           bucket start (UTC multiples of 1m/1h/1d); a sample lands in the
-//	           bucket its ts_ms falls in. Remote ports and netns are dropped.
+//	           one row per (bucket_ms, proc_id, endpoint_id, cgroup_id) with
+//	           summed tx/rx bytes and calls. bucket_ms is the bucket start
+//	           (UTC multiples of 1m/1h/1d); a sample lands in the bucket its
+//	           flush's ts_ms falls in. Remote ports and netns are dropped.
 //
-// Indexes: samples(ts_ms) for time windows (per-process queries filter the
-// window's rows; rollup and pruning walk rowid ranges). The database runs in WAL mode with a busy timeout, so `report`
-// reads while `run` writes; each flush is one transaction.
+// Indexes: flushes(ts_ms) for time windows: a window's samples are the id
+// ranges of its flushes (rowid range scans); rollup and pruning walk id
+// ranges too, so samples rows carry no index at all. The database runs in
+// WAL mode with a busy timeout, so `report` reads while `run` writes; each
+// flush is one transaction.
 //
 // History tiers (rollup.go): Maintain adds samples rows to all three rollup
 // tables at once, taking them by id above the watermark and committing the
@@ -35,12 +42,12 @@
 // watermark, so totals equal the raw sums wherever a kept tier resolves the
 // window's edges.
 //
-// Size: about 100 bytes per samples row (flows active per interval x
-// intervals in --keep-raw) plus about 60 bytes per rollup row (distinct
-// flows per bucket x buckets kept). With 50 flows active per second out of
-// 150 per minute: 4.3M raw rows/day (~420 MiB at the default 24h raw
-// retention), 1.5M 1m rows/week (~85 MiB); hour and day tiers are small.
-// `bwtracker db stats` shows the real numbers.
+// Size: about 32 bytes per samples row (flows active per interval x
+// intervals in --keep-raw) plus about 35 bytes per rollup row (distinct
+// flows per bucket x buckets kept) and ~40 bytes per flush. With 50 flows
+// active per second out of 150 per minute: 4.3M raw rows/day (~130 MiB at
+// the default 24h raw retention), 1.5-3M 1m rows/week (~50-100 MiB); hour and
+// day tiers are small. `bwtracker db stats` shows the real numbers.
 package store
 
 import (
