@@ -6,8 +6,9 @@ import (
 )
 
 // migrateV1 converts a schema 1 file (remote_ip and protocol as text in
-// every samples and rollup row, ts_ms in every samples row) to schema 2
-// (endpoint ids; times per flush in the flushes table) in one
+// every samples and rollup row, ts_ms, proc_id, cgroup_id and netns in
+// every samples row) to schema 2 (endpoint ids; samples refer to a flow;
+// times per flush in the flushes table) in one
 // transaction: endpoints are collected from every table, then each table
 // is copied over with ids and sums unchanged, so the rollup watermark and
 // the tiers' availability marks stay valid. A kill mid-way leaves the file
@@ -54,9 +55,14 @@ func (s *Store) migrateV1(ctx context.Context) error {
 		"DROP INDEX IF EXISTS idx_samples_proc_ts",
 		"ALTER TABLE samples RENAME TO samples_v1",
 		samplesDDL,
-		`INSERT INTO samples (id, proc_id, cgroup_id, netns, endpoint_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT s.id, s.proc_id, s.cgroup_id, s.netns, e.id, s.remote_port, s.tx_bytes, s.rx_bytes, s.tx_calls, s.rx_calls
-FROM samples_v1 s JOIN endpoints e ON e.ip = s.remote_ip AND e.protocol = s.protocol ORDER BY s.id`,
+		flowsDDL,
+		`INSERT INTO flows (proc_id, endpoint_id, cgroup_id, netns, last_seen_ms)
+SELECT s.proc_id, e.id, s.cgroup_id, s.netns, max(s.ts_ms)
+FROM samples_v1 s JOIN endpoints e ON e.ip = s.remote_ip AND e.protocol = s.protocol GROUP BY 1, 2, 3, 4`,
+		`INSERT INTO samples (id, flow_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT s.id, fl.id, s.remote_port, s.tx_bytes, s.rx_bytes, s.tx_calls, s.rx_calls
+FROM samples_v1 s JOIN endpoints e ON e.ip = s.remote_ip AND e.protocol = s.protocol
+JOIN flows fl ON fl.proc_id = s.proc_id AND fl.endpoint_id = e.id AND fl.cgroup_id = s.cgroup_id AND fl.netns = s.netns ORDER BY s.id`,
 		// Ids must keep growing past the old sequence (the watermark).
 		"UPDATE sqlite_sequence SET seq = max(seq, (SELECT seq FROM sqlite_sequence WHERE name = 'samples_v1')) WHERE name = 'samples'",
 		`INSERT INTO sqlite_sequence (name, seq) SELECT 'samples', seq FROM sqlite_sequence

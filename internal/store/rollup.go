@@ -27,7 +27,7 @@ const VacuumPages = 2048
 type MaintainResult struct {
 	Rolled    int64   // samples rows added to the rollup tiers
 	Pruned    []int64 // rows deleted per tier (index into Tiers)
-	Processes int64   // process (or endpoint, whichever is more) rows deleted
+	Processes int64   // process (or flow or endpoint, whichever is more) rows deleted
 	Done      bool    // nothing more to roll up or prune as of now
 }
 
@@ -129,8 +129,8 @@ func (s *Store) rollupBatch(ctx context.Context, batch int64) (int64, error) {
 	for _, t := range Tiers[1:] {
 		size := t.Size.Milliseconds()
 		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT f.ts_ms - f.ts_ms %% %d, s.proc_id, s.endpoint_id, s.cgroup_id, sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)
-FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id
+SELECT f.ts_ms - f.ts_ms %% %d, fl.proc_id, fl.endpoint_id, fl.cgroup_id, sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)
+FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id
 WHERE f.last_id > ?1 AND f.last_id <= ?3 AND s.id > ?1 AND s.id <= ?2 GROUP BY 1, 2, 3, 4
 ON CONFLICT (bucket_ms, proc_id, endpoint_id, cgroup_id) DO UPDATE SET
   tx_bytes = tx_bytes + excluded.tx_bytes, rx_bytes = rx_bytes + excluded.rx_bytes,
@@ -234,8 +234,8 @@ func (s *Store) pruneTier(ctx context.Context, i int, now time.Time, keep time.D
 	return n, nil
 }
 
-// pruneProcesses deletes process and endpoint rows that no tier can refer
-// to any more: last seen before the oldest retained bucket of every tier,
+// pruneProcesses deletes flow, process and endpoint rows that no tier can
+// refer to any more: last seen before the oldest retained bucket of every tier,
 // and without raw samples. Nothing is deleted while any tier keeps data
 // forever. It returns the larger of the two batches' row counts.
 func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention) (int64, error) {
@@ -263,10 +263,10 @@ func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention
 		return 0, s.classify("prune processes", err)
 	}
 	var n int64
-	for _, t := range []struct{ table, col string }{{"processes", "proc_id"}, {"endpoints", "endpoint_id"}} {
+	for _, t := range []struct{ table, col string }{{"flows", "id"}, {"processes", "proc_id"}, {"endpoints", "endpoint_id"}} {
 		r, err := s.sql.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id IN (
   SELECT id FROM `+t.table+` WHERE last_seen_ms < ?
-    AND id NOT IN (SELECT `+t.col+` FROM samples WHERE id > ?)
+    AND id NOT IN (SELECT fl.`+t.col+` FROM samples s JOIN flows fl ON fl.id = s.flow_id WHERE s.id > ?)
   LIMIT ?)`, oldest, w, PruneBatch)
 		if err != nil {
 			return 0, s.classify("prune "+t.table, err)

@@ -9,11 +9,13 @@
 //	           is part of the identity because exec() changes it (bash forking
 //	           curl is two rows with one pid). exe and cmdline come from /proc
 //	           when the process still existed at the first flush that saw it.
-//	endpoints  one row per (remote ip, protocol), both text; samples and
+//	endpoints  one row per (remote ip, protocol), both text; flows and
 //	           rollup rows refer to it by id, so an address is stored once.
-//	samples    one row per (interval, process, cgroup, netns, endpoint, remote
-//	           port): payload bytes and call counts per direction. No time
-//	           column: each Write's rows get consecutive ids.
+//	flows      one row per (process, endpoint, cgroup, netns) seen.
+//	samples    one row per (interval, flow, remote port): payload bytes and
+//	           call counts per direction. No time column: each Write's rows
+//	           get consecutive ids. Endpoints and flows have last_seen_ms
+//	           (lagging by up to a minute) and are pruned like processes.
 //	flushes    one row per Write: its samples ids first_id..last_id (last_id
 //	           is the primary key) and ts_ms, the end of the interval in Unix
 //	           milliseconds.
@@ -42,12 +44,13 @@
 // watermark, so totals equal the raw sums wherever a kept tier resolves the
 // window's edges.
 //
-// Size: about 32 bytes per samples row (flows active per interval x
-// intervals in --keep-raw) plus about 35 bytes per rollup row (distinct
+// Size: about 26 bytes per samples row (flows active per interval x
+// intervals in --keep-raw) plus about 37 bytes per rollup row (distinct
 // flows per bucket x buckets kept) and ~40 bytes per flush. With 50 flows
-// active per second out of 150 per minute: 4.3M raw rows/day (~130 MiB at
-// the default 24h raw retention), 1.5-3M 1m rows/week (~50-100 MiB); hour and
-// day tiers are small. `bwtracker db stats` shows the real numbers.
+// active per second out of 150 per minute: 4.3M raw rows/day (~110 MiB at
+// the default 24h raw retention), 1.7M 1m rows/week (~60 MiB); hour and
+// day tiers are small (the 30-day benchmark file is ~190 MiB, see
+// scripts/bench-history.sh). `bwtracker db stats` shows the real numbers.
 package store
 
 import (
@@ -95,13 +98,11 @@ type Process struct {
 func (Process) TableName() string { return "processes" }
 
 // SampleRow is the samples table (created by samplesDDL, not by GORM). A
-// row's time is its flush's (flushes table).
+// row's time is its flush's (flushes table); its process, endpoint, cgroup
+// and netns are its flow's (flows table).
 type SampleRow struct {
 	ID         int64  `gorm:"primaryKey"`
-	ProcID     int64  `gorm:"column:proc_id;not null"`
-	CgroupID   uint64 `gorm:"column:cgroup_id;not null;default:0"`
-	NetNS      uint32 `gorm:"column:netns;not null;default:0"`
-	EndpointID int64  `gorm:"column:endpoint_id;not null"`
+	FlowID     int64  `gorm:"column:flow_id;not null"`
 	RemotePort uint16 `gorm:"column:remote_port;not null;default:0"`
 	TxBytes    uint64 `gorm:"column:tx_bytes;not null;default:0"`
 	RxBytes    uint64 `gorm:"column:rx_bytes;not null;default:0"`
@@ -118,16 +119,26 @@ func (SampleRow) TableName() string { return "samples" }
 // consecutive ids, and the flushes table maps that id range to its time.
 const samplesDDL = `CREATE TABLE IF NOT EXISTS samples (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
-  proc_id     INTEGER NOT NULL,
-  cgroup_id   INTEGER NOT NULL DEFAULT 0,
-  netns       INTEGER NOT NULL DEFAULT 0,
-  endpoint_id INTEGER NOT NULL,
+  flow_id     INTEGER NOT NULL,
   remote_port INTEGER NOT NULL DEFAULT 0,
   tx_bytes    INTEGER NOT NULL DEFAULT 0,
   rx_bytes    INTEGER NOT NULL DEFAULT 0,
   tx_calls    INTEGER NOT NULL DEFAULT 0,
   rx_calls    INTEGER NOT NULL DEFAULT 0
 )`
+
+// flowsDDL creates the flows table: one row per (process, endpoint,
+// cgroup, netns) seen in samples. last_seen_ms as in endpoints.
+const flowsDDL = `CREATE TABLE IF NOT EXISTS flows (
+  id           INTEGER PRIMARY KEY,
+  proc_id      INTEGER NOT NULL,
+  endpoint_id  INTEGER NOT NULL,
+  cgroup_id    INTEGER NOT NULL,
+  netns        INTEGER NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  UNIQUE (proc_id, endpoint_id, cgroup_id, netns)
+);
+CREATE INDEX IF NOT EXISTS idx_flows_last_seen ON flows (last_seen_ms)`
 
 // flushesDDL creates the flushes table: one row per Write, whose samples
 // are the ids first_id..last_id, all at ts_ms.
@@ -165,12 +176,15 @@ type Store struct {
 	path     string
 	readOnly bool
 	// procIDs caches process identity -> row id for the writer, and
-	// endpointIDs (remote ip, protocol) -> endpoints row id; seen holds
+	// endpointIDs (remote ip, protocol) -> endpoints row id, flowIDs
+	// likewise for flows; the *Seen maps hold
 	// the last_seen_ms last written for those rows (see seenLagMs).
 	procIDs     map[ProcessKey]int64
 	endpointIDs map[endpointKey]int64
+	flowIDs     map[flowKey]int64
 	procSeen    map[int64]int64
 	epSeen      map[int64]int64
+	flowSeen    map[int64]int64
 }
 
 // Options tune Open.
@@ -328,7 +342,7 @@ func (s *Store) check(readOnly bool) error {
 	if err := s.db.WithContext(ctx).AutoMigrate(&Process{}, &metaRow{}, &Cgroup{}); err != nil {
 		return s.classify("migrate schema", err)
 	}
-	for _, ddl := range []string{samplesDDL, flushesDDL, endpointsDDL} {
+	for _, ddl := range []string{samplesDDL, flushesDDL, endpointsDDL, flowsDDL} {
 		if _, err := s.sql.ExecContext(ctx, ddl); err != nil {
 			return s.classify("migrate schema", err)
 		}

@@ -330,14 +330,17 @@ func mergeSegments(in []segment) []segment {
 // up yet that belong to their buckets.
 func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (string, []any) {
 	const cols = "proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls"
+	// Raw rows: time from the flush, process/endpoint/cgroup from the flow.
+	const rawCols = "fl.proc_id AS proc_id, fl.endpoint_id AS endpoint_id, fl.cgroup_id AS cgroup_id," +
+		" s.tx_bytes AS tx_bytes, s.rx_bytes AS rx_bytes, s.tx_calls AS tx_calls, s.rx_calls AS rx_calls"
+	const rawFrom = " FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id"
 	pf := ""
 	if procFilter != "" {
 		pf = " AND " + procFilter
 	}
 	if sg.tier == 0 {
 		args := append([]any{sg.a, sg.b}, procArgs...)
-		return "SELECT f.ts_ms AS t, " + cols + " FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id" +
-			" WHERE f.ts_ms >= ? AND f.ts_ms < ?" + pf, args
+		return "SELECT f.ts_ms AS t, " + rawCols + rawFrom + " WHERE f.ts_ms >= ? AND f.ts_ms < ?" + pf, args
 	}
 	size := sizeMs(sg.tier)
 	args := append([]any{sg.a, sg.b}, procArgs...)
@@ -346,8 +349,7 @@ func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (s
 	// [a, b) iff the sample's ts_ms is in [roundUp(a), roundUp(b)).
 	// "+ts_ms" keeps SQLite on the flushes' rowid range (the few flushes
 	// above the watermark) instead of a day of flushes by the ts_ms index.
-	q += fmt.Sprintf(" UNION ALL SELECT f.ts_ms - f.ts_ms %% %d AS t, ", size) + cols +
-		" FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id" +
+	q += fmt.Sprintf(" UNION ALL SELECT f.ts_ms - f.ts_ms %% %d AS t, ", size) + rawCols + rawFrom +
 		" WHERE f.last_id > ? AND s.id > ? AND +f.ts_ms >= ? AND +f.ts_ms < ?" + pf
 	args = append(args, st.rolledID, st.rolledID, roundUp(sg.a, size), roundUp(sg.b, size))
 	args = append(args, procArgs...)

@@ -23,6 +23,13 @@ type endpointKey struct {
 	Protocol string
 }
 
+// flowKey is a flows row's identity.
+type flowKey struct {
+	ProcID, EndpointID int64
+	CgroupID           uint64
+	NetNS              uint32
+}
+
 // Sample is one interval's traffic of one process to one remote endpoint over
 // one protocol, as the collector hands it to Write.
 type Sample struct {
@@ -55,8 +62,51 @@ const maxCached = 100_000
 func (s *Store) resetCaches() {
 	s.procIDs = map[ProcessKey]int64{}
 	s.endpointIDs = map[endpointKey]int64{}
+	s.flowIDs = map[flowKey]int64{}
 	s.procSeen = map[int64]int64{}
 	s.epSeen = map[int64]int64{}
+	s.flowSeen = map[int64]int64{}
+}
+
+// seenRows tracks, for one table, the rows a flush inserted or whose
+// last_seen_ms it must bump.
+type seenRows struct {
+	table  string
+	cached map[int64]int64 // last_seen_ms written, from the Store
+	done   map[int64]bool  // set by this flush (inserted or bumped)
+	stale  []any           // cached rows to bump
+}
+
+func newSeenRows(table string, cached map[int64]int64) *seenRows {
+	return &seenRows{table: table, cached: cached, done: map[int64]bool{}}
+}
+
+// use notes that the flush at tsMs uses cached row id.
+func (r *seenRows) use(id, tsMs int64) {
+	if !r.done[id] && r.cached[id] < tsMs-seenLagMs {
+		r.done[id] = true
+		r.stale = append(r.stale, id)
+	}
+}
+
+// bump writes the stale rows' last_seen_ms.
+func (r *seenRows) bump(ctx context.Context, tx *sql.Tx, tsMs int64) error {
+	for ids := r.stale; len(ids) > 0; {
+		n := min(len(ids), 500)
+		q := "UPDATE " + r.table + " SET last_seen_ms = max(last_seen_ms, ?) WHERE id IN (?" + strings.Repeat(",?", n-1) + ")"
+		if _, err := tx.ExecContext(ctx, q, append([]any{tsMs}, ids[:n]...)...); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// commit records what the flush wrote in the Store's cache.
+func (r *seenRows) commit(tsMs int64) {
+	for id := range r.done {
+		r.cached[id] = max(r.cached[id], tsMs)
+	}
 }
 
 // Write stores one flush in a single transaction: every sample gets ts as
@@ -72,19 +122,18 @@ func (s *Store) Write(ctx context.Context, ts time.Time, samples []Sample) error
 	}
 	newProcs := map[ProcessKey]int64{}
 	newEps := map[endpointKey]int64{}
-	bumped := map[int64]bool{}   // process ids whose last_seen this flush sets
-	epBumped := map[int64]bool{} // same for endpoints
+	newFlows := map[flowKey]int64{}
+	procs, eps, flows := newSeenRows("processes", s.procSeen), newSeenRows("endpoints", s.epSeen), newSeenRows("flows", s.flowSeen)
 	fail := func(op string, err error) error {
 		tx.Rollback()
 		return s.classify(op, err)
 	}
-	ids := make([]int64, 2*len(samples)) // proc id, endpoint id per sample
-	var staleProcs, staleEps []any
+	ids := make([]int64, len(samples)) // flow id per sample
 	for i := range samples {
 		sm := &samples[i]
-		id, ok := s.procIDs[sm.ProcessKey]
+		pid, ok := s.procIDs[sm.ProcessKey]
 		if !ok {
-			id, ok = newProcs[sm.ProcessKey]
+			pid, ok = newProcs[sm.ProcessKey]
 		}
 		if !ok {
 			err := tx.QueryRowContext(ctx, `INSERT INTO processes (pid, start_ns, comm, exe, cmdline, uid, first_seen_ms, last_seen_ms)
@@ -93,17 +142,15 @@ ON CONFLICT (pid, start_ns, comm) DO UPDATE SET
   last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
   exe = CASE WHEN exe = '' THEN excluded.exe ELSE exe END,
   cmdline = CASE WHEN cmdline = '' THEN excluded.cmdline ELSE cmdline END
-RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, tsMs, tsMs).Scan(&id)
+RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, tsMs, tsMs).Scan(&pid)
 			if err != nil {
 				return fail("write process", err)
 			}
-			newProcs[sm.ProcessKey] = id
-			bumped[id] = true
-		} else if !bumped[id] && s.procSeen[id] < tsMs-seenLagMs {
-			bumped[id] = true
-			staleProcs = append(staleProcs, id)
+			newProcs[sm.ProcessKey] = pid
+			procs.done[pid] = true
+		} else {
+			procs.use(pid, tsMs)
 		}
-		ids[2*i] = id
 		ek := endpointKey{sm.RemoteIP, sm.Protocol}
 		eid, ok := s.endpointIDs[ek]
 		if !ok {
@@ -117,26 +164,33 @@ RETURNING id`, sm.RemoteIP, sm.Protocol, tsMs).Scan(&eid)
 				return fail("write endpoint", err)
 			}
 			newEps[ek] = eid
-			epBumped[eid] = true
-		} else if !epBumped[eid] && s.epSeen[eid] < tsMs-seenLagMs {
-			epBumped[eid] = true
-			staleEps = append(staleEps, eid)
+			eps.done[eid] = true
+		} else {
+			eps.use(eid, tsMs)
 		}
-		ids[2*i+1] = eid
+		fk := flowKey{pid, eid, sm.CgroupID, sm.NetNS}
+		fid, ok := s.flowIDs[fk]
+		if !ok {
+			fid, ok = newFlows[fk]
+		}
+		if !ok {
+			err := tx.QueryRowContext(ctx, `INSERT INTO flows (proc_id, endpoint_id, cgroup_id, netns, last_seen_ms) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (proc_id, endpoint_id, cgroup_id, netns) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
+RETURNING id`, pid, eid, int64(sm.CgroupID), int64(sm.NetNS), tsMs).Scan(&fid)
+			if err != nil {
+				return fail("write flow", err)
+			}
+			newFlows[fk] = fid
+			flows.done[fid] = true
+		} else {
+			flows.use(fid, tsMs)
+		}
+		ids[i] = fid
 	}
 	// Bump last_seen of cached rows whose stored value is out of date.
-	for _, u := range []struct {
-		table string
-		ids   []any
-	}{{"processes", staleProcs}, {"endpoints", staleEps}} {
-		for len(u.ids) > 0 {
-			n := min(len(u.ids), 500)
-			q := "UPDATE " + u.table + " SET last_seen_ms = max(last_seen_ms, ?) WHERE id IN (?" + strings.Repeat(",?", n-1) + ")"
-			args := append([]any{tsMs}, u.ids[:n]...)
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return fail("write "+u.table, err)
-			}
-			u.ids = u.ids[n:]
+	for _, r := range []*seenRows{procs, eps, flows} {
+		if err := r.bump(ctx, tx, tsMs); err != nil {
+			return fail("write "+r.table, err)
 		}
 	}
 	if err := s.insertSamples(ctx, tx, tsMs, samples, ids); err != nil {
@@ -146,8 +200,9 @@ RETURNING id`, sm.RemoteIP, sm.Protocol, tsMs).Scan(&eid)
 		return s.classify("commit", err)
 	}
 	// Keep the caches bounded.
-	if len(s.procIDs)+len(newProcs) > maxCached || len(s.endpointIDs)+len(newEps) > maxCached {
+	if len(s.procIDs)+len(newProcs) > maxCached || len(s.endpointIDs)+len(newEps) > maxCached || len(s.flowIDs)+len(newFlows) > maxCached {
 		s.resetCaches()
+		procs.cached, eps.cached, flows.cached = s.procSeen, s.epSeen, s.flowSeen
 	}
 	for k, v := range newProcs {
 		s.procIDs[k] = v
@@ -155,23 +210,23 @@ RETURNING id`, sm.RemoteIP, sm.Protocol, tsMs).Scan(&eid)
 	for k, v := range newEps {
 		s.endpointIDs[k] = v
 	}
-	for id := range bumped {
-		s.procSeen[id] = max(s.procSeen[id], tsMs)
+	for k, v := range newFlows {
+		s.flowIDs[k] = v
 	}
-	for id := range epBumped {
-		s.epSeen[id] = max(s.epSeen[id], tsMs)
+	for _, r := range []*seenRows{procs, eps, flows} {
+		r.commit(tsMs)
 	}
 	return nil
 }
 
 // insertJSON inserts one flush's rows from a single JSON array parameter,
-// one [proc_id, endpoint_id, cgroup_id, netns, remote_port, tx_bytes,
-// rx_bytes, tx_calls, rx_calls] array per row. The SQLite driver parses
+// one [flow_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls] array
+// per row. The SQLite driver parses
 // every statement on every execution (no prepared-statement reuse), so one
 // short constant statement beats multi-row VALUES lists, whose parsing
 // was a third of Write's time.
-const insertJSON = `INSERT INTO samples (proc_id, endpoint_id, cgroup_id, netns, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8 FROM json_each(?)`
+const insertJSON = `INSERT INTO samples (flow_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
+SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)`
 
 // insertSamples writes the flush's rows with one statement (their ids are
 // consecutive: one statement, one writer) and its flushes row.
@@ -184,8 +239,7 @@ func (s *Store) insertSamples(ctx context.Context, tx *sql.Tx, tsMs int64, sampl
 			b = append(b, ',')
 		}
 		b = append(b, '[')
-		for k, v := range [...]int64{ids[2*i], ids[2*i+1], int64(sm.CgroupID), int64(sm.NetNS), int64(sm.RemotePort),
-			int64(sm.TxBytes), int64(sm.RxBytes), int64(sm.TxCalls), int64(sm.RxCalls)} {
+		for k, v := range [...]int64{ids[i], int64(sm.RemotePort), int64(sm.TxBytes), int64(sm.RxBytes), int64(sm.TxCalls), int64(sm.RxCalls)} {
 			if k > 0 {
 				b = append(b, ',')
 			}
