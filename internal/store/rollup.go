@@ -130,7 +130,7 @@ func (s *Store) rollupBatch(ctx context.Context, batch int64) (int64, error) {
 		size := t.Size.Milliseconds()
 		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
 SELECT f.ts_ms - f.ts_ms %% %d, fl.proc_id, fl.endpoint_id, fl.cgroup_id, sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)
-FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id
+FROM flushes f CROSS JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id
 WHERE f.last_id > ?1 AND f.last_id <= ?3 AND s.id > ?1 AND s.id <= ?2 GROUP BY 1, 2, 3, 4
 ON CONFLICT (bucket_ms, proc_id, endpoint_id, cgroup_id) DO UPDATE SET
   tx_bytes = tx_bytes + excluded.tx_bytes, rx_bytes = rx_bytes + excluded.rx_bytes,

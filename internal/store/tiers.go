@@ -333,7 +333,7 @@ func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (s
 	// Raw rows: time from the flush, process/endpoint/cgroup from the flow.
 	const rawCols = "fl.proc_id AS proc_id, fl.endpoint_id AS endpoint_id, fl.cgroup_id AS cgroup_id," +
 		" s.tx_bytes AS tx_bytes, s.rx_bytes AS rx_bytes, s.tx_calls AS tx_calls, s.rx_calls AS rx_calls"
-	const rawFrom = " FROM flushes f JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id"
+	const rawFrom = " FROM flushes f CROSS JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id"
 	pf := ""
 	if procFilter != "" {
 		pf = " AND " + procFilter
