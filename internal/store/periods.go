@@ -86,7 +86,7 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 		union, args := st.unionSQL(segs, pf, pargs)
 		sqlq := fmt.Sprintf("SELECT s.t - s.t %% %d AS tb, ", grain) + strings.Join(sels, ", ") +
 			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
-			" FROM (" + union + ") s JOIN processes p ON p.id = s.proc_id" +
+			" FROM (" + union + ") s CROSS JOIN processes p ON p.id = s.proc_id" +
 			endpointJoin(by) +
 			" GROUP BY tb, " + strings.Join(groups, ", ")
 		rows, err := db.QueryContext(ctx, sqlq, args...)

@@ -195,6 +195,10 @@ func preAggregate(tExpr, union string) string {
 		" sum(tx_calls) AS tx_calls, sum(rx_calls) AS rx_calls FROM (" + union + ") GROUP BY " + g
 }
 
+// The union is always the outer loop of the joins (CROSS JOIN): otherwise
+// SQLite may scan processes and build an automatic index on the union's
+// rows, which doubled a month's --period day.
+
 // endpointJoin joins the endpoints table as e when a dimension needs it.
 func endpointJoin(by []string) string {
 	for _, d := range by {
@@ -240,7 +244,7 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 		args = append(args, cargs...)
 		sqlq := "SELECT " + strings.Join(sels, ", ") +
 			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
-			" FROM (" + preAggregate("", union) + ") s JOIN processes p ON p.id = s.proc_id" +
+			" FROM (" + preAggregate("", union) + ") s CROSS JOIN processes p ON p.id = s.proc_id" +
 			endpointJoin(by) +
 			" LEFT JOIN cgroups c ON c.id = s.cgroup_id" + cf +
 			" GROUP BY " + strings.Join(groups, ", ") +
