@@ -47,9 +47,9 @@
 // Size: about 26 bytes per samples row (flows active per interval x
 // intervals in --keep-raw) plus about 37 bytes per rollup row (distinct
 // flows per bucket x buckets kept) and ~40 bytes per flush. With 50 flows
-// active per second out of 150 per minute: 4.3M raw rows/day (~110 MiB at
+// active per second out of 150 per minute: 4.3M raw rows/day (~105 MiB at
 // the default 24h raw retention), 1.7M 1m rows/week (~60 MiB); hour and
-// day tiers are small (the 30-day benchmark file is ~190 MiB, see
+// day tiers are small (the 30-day benchmark file is ~182 MiB, see
 // scripts/bench-history.sh). `bwtracker db stats` shows the real numbers.
 package store
 
