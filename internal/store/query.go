@@ -129,6 +129,21 @@ func (q Query) procFilter() (string, []any) {
 	return "proc_id IN (SELECT id FROM processes WHERE " + strings.Join(conds, " AND ") + ")", args
 }
 
+// source plans q's window over the tiers up to maxTier: the UNION of the
+// segments' rows (with q's process filter), the WHERE clause on the joined
+// cgroups c, and their arguments in order. ok is false for an empty window.
+func (st tierState) source(q Query, maxTier int) (union, cgroupWhere string, args []any, ok bool) {
+	since, until := q.window()
+	segs := st.plan(since, until, maxTier)
+	if len(segs) == 0 {
+		return "", "", nil, false
+	}
+	pf, pargs := q.procFilter()
+	union, args = st.unionSQL(segs, pf, pargs)
+	cgroupWhere, cargs := q.cgroupFilter()
+	return union, cgroupWhere, append(args, cargs...), true
+}
+
 // cgroupFilter is the Service/Container condition on the joined cgroups c.
 func (q Query) cgroupFilter() (string, []any) {
 	var conds []string
@@ -233,15 +248,10 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 		if err != nil {
 			return s.classify("query", err)
 		}
-		since, until := q.window()
-		segs := st.plan(since, until, len(Tiers)-1)
-		if len(segs) == 0 {
+		union, cf, args, ok := st.source(q, len(Tiers)-1)
+		if !ok {
 			return nil
 		}
-		pf, pargs := q.procFilter()
-		union, args := st.unionSQL(segs, pf, pargs)
-		cf, cargs := q.cgroupFilter()
-		args = append(args, cargs...)
 		sqlq := "SELECT " + strings.Join(sels, ", ") +
 			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
 			" FROM (" + preAggregate("", union) + ") s CROSS JOIN processes p ON p.id = s.proc_id" +
@@ -305,15 +315,10 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 		if err != nil {
 			return s.classify("query", err)
 		}
-		since, until := q.window()
-		segs := st.plan(since, until, maxTier)
-		if len(segs) == 0 {
+		union, cf, args, ok := st.source(q, maxTier)
+		if !ok {
 			return nil
 		}
-		pf, pargs := q.procFilter()
-		union, args := st.unionSQL(segs, pf, pargs)
-		cf, cargs := q.cgroupFilter()
-		args = append(args, cargs...)
 		sqlq := fmt.Sprintf("SELECT (s.t / %d) * %d AS b, sum(s.tx_bytes), sum(s.rx_bytes) FROM (%s) s LEFT JOIN cgroups c ON c.id = s.cgroup_id%s GROUP BY b ORDER BY b", stepMs, stepMs, union, cf)
 		rows, err := db.QueryContext(ctx, sqlq, args...)
 		if err != nil {
