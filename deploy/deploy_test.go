@@ -1,10 +1,13 @@
 // Package deploy holds no code: its tests validate the systemd unit, the
-// install scripts, the Kubernetes manifests and the Grafana dashboard as far
-// as this machine allows (no systemd as PID 1, no cluster, no Grafana).
+// install scripts, the Kubernetes manifests, the Grafana dashboard and the
+// Prometheus example config and rules as far as this machine allows (no
+// systemd as PID 1, no cluster, no Grafana).
 //
 // Tools used when present, skipped loudly when not (the tests install
 // nothing): systemd-analyze (Debian systemd), shellcheck (Debian
 // shellcheck), node + deploy/kubernetes/validate/node_modules (npm ci there).
+// promtool (Debian prometheus) is required in CI (CI=true or
+// BWTRACKER_WITH_TEST_DEPS=1): missing, those tests fail instead of skipping.
 package deploy
 
 import (

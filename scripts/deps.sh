@@ -7,7 +7,8 @@
 #     the static link
 #   - nodejs/npm for the dashboard bundle (preinstalled on most images)
 # Set BWTRACKER_WITH_TEST_DEPS=1 to also install what the tests use
-# (chromium for the browser test, iproute2, tmux).
+# (chromium for the browser test, iproute2, tmux, prometheus with promtool
+# and prometheus-alertmanager for the Prometheus end-to-end and rule checks).
 set -euo pipefail
 
 SUDO=""
@@ -41,7 +42,7 @@ done
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${BWTRACKER_WITH_TEST_DEPS:-0}" = 1 ]; then
-	for p in chromium iproute2 tmux iputils-ping util-linux shellcheck systemd; do have_pkg "$p" || need+=("$p"); done
+	for p in chromium iproute2 tmux iputils-ping util-linux shellcheck systemd prometheus prometheus-alertmanager; do have_pkg "$p" || need+=("$p"); done
 fi
 
 # libbpf-dev must be >= 1.4 (backports).
