@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-unit bench bench-history bench-api vmlinux clean install uninstall ui
+.PHONY: all deps test test-deps test-unit bench bench-history bench-api vmlinux clean install uninstall ui
 
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
@@ -38,10 +38,20 @@ ui: ui/dist/index.html
 bwtracker: $(BPF_OBJ) ui/dist/index.html $(GO_SRC)
 	$(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/bwtracker
 
+# Test dependencies (chromium, tmux, shellcheck, systemd-analyze, the npm
+# schema packages, ...): installed once, so `make test` runs every test.
+.test-deps.stamp: scripts/deps.sh deploy/kubernetes/validate/package-lock.json
+	./scripts/deps.sh --test
+	cd deploy/kubernetes/validate && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-deps: .test-deps.stamp
+
 # All tests: unit tests (no root) and integration tests that load the real
-# BPF programs (they skip loudly when not root).
-test: bwtracker
-	BWTRACKER_BIN=$(CURDIR)/bwtracker $(GO) test -race -count=1 -timeout 30m ./...
+# BPF programs (they skip loudly when not root). BWTRACKER_REQUIRE_TEST_DEPS
+# makes a missing test dependency fail instead of skip (internal/testenv).
+test: bwtracker .test-deps.stamp
+	BWTRACKER_REQUIRE_TEST_DEPS=1 BWTRACKER_BIN=$(CURDIR)/bwtracker $(GO) test -race -count=1 -timeout 30m ./...
 
 test-unit: $(BPF_OBJ) ui/dist/index.html
 	$(GO) test -race -count=1 -short ./...
@@ -69,5 +79,5 @@ uninstall:
 	./scripts/uninstall.sh
 
 clean:
-	rm -f bwtracker $(BPF_OBJ) .deps.stamp
+	rm -f bwtracker $(BPF_OBJ) .deps.stamp .test-deps.stamp
 	find ui/dist -mindepth 1 ! -name .gitkeep -delete 2>/dev/null || true

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 	"io"
 	"os"
 	"os/exec"
@@ -134,7 +135,7 @@ func TestUnitHardening(t *testing.T) {
 func TestUnitSystemdAnalyzeVerify(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("SKIPPED: systemd-analyze not installed (Debian package systemd); the unit was not verified")
+		testenv.Missing(t, "systemd-analyze (the unit cannot be verified)", "apt-get install systemd")
 	}
 	sysUnits := ""
 	for _, d := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
@@ -144,7 +145,7 @@ func TestUnitSystemdAnalyzeVerify(t *testing.T) {
 		}
 	}
 	if sysUnits == "" {
-		t.Skip("SKIPPED: no systemd unit directory with sysinit.target; the unit was not verified")
+		testenv.Missing(t, "a systemd unit directory with sysinit.target", "apt-get install systemd")
 	}
 	root := t.TempDir()
 	mustCopyDir(t, sysUnits, filepath.Join(root, "usr/lib/systemd/system"))
@@ -175,7 +176,7 @@ func TestUnitSystemdAnalyzeVerify(t *testing.T) {
 func TestScriptsShellcheck(t *testing.T) {
 	sc, err := exec.LookPath("shellcheck")
 	if err != nil {
-		t.Skip("SKIPPED: shellcheck not installed (Debian package shellcheck); scripts were not linted")
+		testenv.Missing(t, "shellcheck (scripts cannot be linted)", "apt-get install shellcheck")
 	}
 	out, err := exec.Command(sc, "../scripts/install.sh", "../scripts/uninstall.sh").CombinedOutput()
 	if err != nil {
@@ -503,10 +504,10 @@ func TestKubernetesManifestStructure(t *testing.T) {
 func TestKubernetesManifestSchema(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("SKIPPED: node not installed; manifests were not schema-checked")
+		testenv.Missing(t, "node (manifests cannot be schema-checked)", "apt-get install nodejs npm")
 	}
 	if _, err := os.Stat("kubernetes/validate/node_modules/kubernetes-models"); err != nil {
-		t.Skip("SKIPPED: run `npm ci` in deploy/kubernetes/validate to schema-check the manifests")
+		testenv.Missing(t, "the npm package kubernetes-models", "run `npm ci` in deploy/kubernetes/validate")
 	}
 	cmd := exec.Command(node, "validate.mjs", "../bwtracker.yaml")
 	cmd.Dir = "kubernetes/validate"

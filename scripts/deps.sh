@@ -6,10 +6,13 @@
 #     does not build against bookworm's own 1.1.2), libelf-dev, zlib1g-dev for
 #     the static link
 #   - nodejs/npm for the dashboard bundle (preinstalled on most images)
-# Set BWTRACKER_WITH_TEST_DEPS=1 to also install what the tests use
-# (chromium for the browser test, iproute2, tmux, prometheus with promtool
-# and prometheus-alertmanager for the Prometheus end-to-end and rule checks).
+# `deps.sh --test` (or BWTRACKER_WITH_TEST_DEPS=1) also installs what the
+# tests use (chromium for the browser tests, tmux, iproute2, shellcheck,
+# systemd-analyze, prometheus with promtool, prometheus-alertmanager, ...):
+# `make test` calls it that way, so a fresh machine
+# runs every test instead of skipping some.
 set -euo pipefail
+[ "${1:-}" = "--test" ] && BWTRACKER_WITH_TEST_DEPS=1
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

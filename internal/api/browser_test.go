@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,14 +60,10 @@ func newBrowser(t *testing.T) (context.Context, context.CancelFunc) {
 
 func needBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skip("!!! SKIPPING the browser test: " + chromiumPath + " is missing. Install it with `apt-get install chromium` (or BWTRACKER_WITH_TEST_DEPS=1 make deps) to run it !!!")
+		testenv.Missing(t, chromiumPath, "apt-get install chromium")
 	}
 	if !ui.Built() {
-		msg := "the dashboard is not built (ui/dist/index.html missing): run `make ui` first"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip("!!! SKIPPING the browser test: " + msg + " !!!")
+		testenv.Missing(t, "the dashboard bundle (ui/dist/index.html)", "run `make ui` first")
 	}
 }
 

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"errors"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 	"io"
 	"net"
 	"os"
@@ -45,7 +46,7 @@ func TestSelect(t *testing.T) {
 func requireRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: needs root to load BPF programs (run `sudo make test`)")
+		testenv.NeedRoot(t, "loading BPF programs")
 	}
 }
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -124,7 +125,7 @@ func bwtrackerBin(t *testing.T) string {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	if _, err := os.Stat(filepath.Join(root, "internal", "bpf", "bwtracker.bpf.o")); err != nil {
-		t.Skip("SKIP: internal/bpf/bwtracker.bpf.o is missing: run `make` first (or set BWTRACKER_BIN)")
+		testenv.Missing(t, "internal/bpf/bwtracker.bpf.o", "run `make` first (or set BWTRACKER_BIN)")
 	}
 	bin := filepath.Join(t.TempDir(), "bwtracker")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/bwtracker")
@@ -144,7 +145,7 @@ func TestTopInTmux(t *testing.T) {
 	}
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
-		t.Skip("SKIP LOUDLY: tmux is not installed, so `bwtracker top` is not tested interactively (apt-get install tmux)")
+		testenv.Missing(t, "tmux (to drive `bwtracker top` interactively)", "apt-get install tmux")
 	}
 	bin := bwtrackerBin(t)
 	api := &fakeAPI{}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 	"io"
 	"net"
 	"os"
@@ -68,10 +69,10 @@ func netnsLoop(n int) (result, error) {
 func TestContainerCgroupAndNetns(t *testing.T) {
 	d := startDaemon(t, "200ms")
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("SKIPPED: unshare (util-linux) not installed")
+		testenv.Missing(t, "unshare", "apt-get install util-linux")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("SKIPPED: ip (iproute2) not installed")
+		testenv.Missing(t, "ip", "apt-get install iproute2")
 	}
 	root, err := cgroupinfo.Cgroup2Mount()
 	if err != nil {

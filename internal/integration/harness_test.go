@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 	"io"
 	"os"
 	"os/exec"
@@ -30,15 +31,13 @@ func TestMain(m *testing.M) {
 // binary finds the bwtracker binary under test.
 func bwtrackerBin(t testing.TB) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("SKIPPED: integration tests load BPF programs and need root (run `sudo make test`)")
-	}
+	testenv.NeedRoot(t, "integration tests load BPF programs")
 	if b := os.Getenv("BWTRACKER_BIN"); b != "" {
 		return b
 	}
 	b, _ := filepath.Abs("../../bwtracker")
 	if _, err := os.Stat(b); err != nil {
-		t.Skip("SKIPPED: no bwtracker binary: run `make` first or set BWTRACKER_BIN")
+		testenv.Missing(t, "the bwtracker binary", "run `make` first or set BWTRACKER_BIN")
 	}
 	return b
 }
