@@ -49,6 +49,8 @@ Examples:
 			&cli.IntFlag{Name: "top", Usage: "show only the N largest rows (0 = all)"},
 			&cli.UintFlag{Name: "pid", Usage: "only this process id"},
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this name (exact)"},
+			&cli.StringFlag{Name: "service", Usage: "only processes in this systemd unit (exact, e.g. nginx.service)"},
+			&cli.StringFlag{Name: "container", Usage: "only processes in this container (runtime:shortid or the full container id)"},
 			&cli.StringFlag{Name: "period", Usage: "a table of periods instead of totals: " + strings.Join(report.PeriodKinds, ", ") + " (default window: 2h, 24h, 30d, 1 year)"},
 			&cli.BoolFlag{Name: "hourly", Usage: "same as --period hour"},
 			&cli.BoolFlag{Name: "daily", Aliases: []string{"d"}, Usage: "same as --period day"},
@@ -118,7 +120,7 @@ func runReport(c *cli.Context) error {
 		return usagef("report takes no arguments (got %q)", c.Args().First())
 	}
 	now := time.Now()
-	q := store.Query{Top: c.Int("top"), Comm: c.String("comm")}
+	q := store.Query{Top: c.Int("top"), Comm: c.String("comm"), Service: c.String("service"), Container: c.String("container")}
 	kind, err := periodKind(c)
 	if err != nil {
 		return err

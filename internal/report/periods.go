@@ -144,6 +144,10 @@ func topLabel(by []string, r store.Row, names map[string]string) string {
 			}
 		case store.DimProtocol:
 			parts = append(parts, r.Protocol)
+		case store.DimService:
+			parts = append(parts, orUnknown(r.Service))
+		case store.DimContainer:
+			parts = append(parts, orUnknown(r.Container))
 		}
 	}
 	return strings.Join(parts, " ")

@@ -74,20 +74,15 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 		if err != nil {
 			return s.classify("query", err)
 		}
-		var segs []segment
-		for i := 0; i+1 < len(ems); i++ {
-			segs = append(segs, st.plan(ems[i], ems[i+1], len(Tiers)-1)...)
-		}
-		segs = mergeSegments(segs)
-		if len(segs) == 0 {
+		union, cf, args, ok := st.source(q, ems, len(Tiers)-1)
+		if !ok {
 			return nil
 		}
-		pf, pargs := q.procFilter()
-		union, args := st.unionSQL(segs, pf, pargs)
 		sqlq := fmt.Sprintf("SELECT s.t - s.t %% %d AS tb, ", grain) + strings.Join(sels, ", ") +
 			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
 			" FROM (" + union + ") s CROSS JOIN processes p ON p.id = s.proc_id" +
 			endpointJoin(by) +
+			" LEFT JOIN cgroups c ON c.id = s.cgroup_id" + cf +
 			" GROUP BY tb, " + strings.Join(groups, ", ")
 		rows, err := db.QueryContext(ctx, sqlq, args...)
 		if err != nil {
@@ -161,5 +156,11 @@ func rowLess(a, b Row) bool {
 	if a.RemoteIP != b.RemoteIP {
 		return a.RemoteIP < b.RemoteIP
 	}
-	return a.Protocol < b.Protocol
+	if a.Protocol != b.Protocol {
+		return a.Protocol < b.Protocol
+	}
+	if a.Service != b.Service {
+		return a.Service < b.Service
+	}
+	return a.Container < b.Container
 }

@@ -129,12 +129,18 @@ func (q Query) procFilter() (string, []any) {
 	return "proc_id IN (SELECT id FROM processes WHERE " + strings.Join(conds, " AND ") + ")", args
 }
 
-// source plans q's window over the tiers up to maxTier: the UNION of the
-// segments' rows (with q's process filter), the WHERE clause on the joined
-// cgroups c, and their arguments in order. ok is false for an empty window.
-func (st tierState) source(q Query, maxTier int) (union, cgroupWhere string, args []any, ok bool) {
-	since, until := q.window()
-	segs := st.plan(since, until, maxTier)
+// source plans the periods between consecutive edges (Unix ms, ascending;
+// a plain window is two edges) over the tiers up to maxTier: the UNION of
+// the segments' rows (with q's process filter), the WHERE clause on the
+// joined cgroups c, and their arguments in order. ok is false when nothing
+// is kept for that time. Every query reads its rows through here, so the
+// process and cgroup filters mean the same in Totals, Series and Periods.
+func (st tierState) source(q Query, edges []int64, maxTier int) (union, cgroupWhere string, args []any, ok bool) {
+	var segs []segment
+	for i := 0; i+1 < len(edges); i++ {
+		segs = append(segs, st.plan(edges[i], edges[i+1], maxTier)...)
+	}
+	segs = mergeSegments(segs)
 	if len(segs) == 0 {
 		return "", "", nil, false
 	}
@@ -162,8 +168,8 @@ func (q Query) cgroupFilter() (string, []any) {
 	return " WHERE " + strings.Join(conds, " AND "), args
 }
 
-// window is the query's [since, until) in Unix ms.
-func (q Query) window() (int64, int64) {
+// window is the query's [since, until) in Unix ms, as edges for source.
+func (q Query) window() []int64 {
 	s, u := int64(0), int64(1)<<62
 	if !q.Since.IsZero() {
 		s = q.Since.UnixMilli()
@@ -171,7 +177,7 @@ func (q Query) window() (int64, int64) {
 	if !q.Until.IsZero() {
 		u = q.Until.UnixMilli()
 	}
-	return s, u
+	return []int64{s, u}
 }
 
 func scanDest(by []string, r *Row) []any {
@@ -248,7 +254,7 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 		if err != nil {
 			return s.classify("query", err)
 		}
-		union, cf, args, ok := st.source(q, len(Tiers)-1)
+		union, cf, args, ok := st.source(q, q.window(), len(Tiers)-1)
 		if !ok {
 			return nil
 		}
@@ -315,7 +321,7 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 		if err != nil {
 			return s.classify("query", err)
 		}
-		union, cf, args, ok := st.source(q, maxTier)
+		union, cf, args, ok := st.source(q, q.window(), maxTier)
 		if !ok {
 			return nil
 		}
