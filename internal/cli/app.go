@@ -47,24 +47,60 @@ them in SQLite and reports them.
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
-		HideHelpCommand:      true,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: flagDebug, Usage: "verbose logs, including libbpf's", EnvVars: []string{"BWTRACKER_DEBUG"}},
+			debugFlag(),
 		},
 		Commands: []*cli.Command{runCommand(), reportCommand(), topCommand(), dbCommand(), checkCommand(), versionCommand()},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
 			return usageError{err}
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(c.App.ErrWriter, "bwtracker: unknown command %q; see `bwtracker --help`\n", name)
+			where := "bwtracker"
+			if c.Command != nil && c.Command.Name != "" && c.Command.Name != "bwtracker" {
+				where = "bwtracker " + c.Command.Name
+			}
+			fmt.Fprintf(c.App.ErrWriter, "bwtracker: unknown command %q; see `%s --help`\n", name, where)
 			cli.OsExiter(2)
 		},
 		ExitErrHandler: func(c *cli.Context, err error) {},
 	}
 	for _, cmd := range app.Commands {
-		cmd.OnUsageError = app.OnUsageError
+		everyCommand(cmd, app.OnUsageError)
 	}
 	return app
+}
+
+// everyCommand gives a command and its subcommands the app's usage-error
+// handler and the --debug flag, so `bwtracker run --debug` works as well as
+// `bwtracker --debug run`.
+func everyCommand(cmd *cli.Command, onUsage cli.OnUsageErrorFunc) {
+	cmd.OnUsageError = onUsage
+	has := false
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			has = has || n == flagDebug
+		}
+	}
+	if !has {
+		cmd.Flags = append(cmd.Flags, debugFlag())
+	}
+	for _, sub := range cmd.Subcommands {
+		everyCommand(sub, onUsage)
+	}
+}
+
+func debugFlag() *cli.BoolFlag {
+	return &cli.BoolFlag{Name: flagDebug, Usage: "verbose logs, including libbpf's", EnvVars: []string{"BWTRACKER_DEBUG"}}
+}
+
+// debugOn: --debug given before or after the command name.
+func debugOn(c *cli.Context) bool {
+	for _, cc := range c.Lineage() {
+		if cc.Bool(flagDebug) {
+			return true
+		}
+	}
+	return false
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -96,7 +132,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func newLogger(c *cli.Context) *slog.Logger {
 	level := slog.LevelInfo
-	if c.Bool(flagDebug) {
+	if debugOn(c) {
 		level = slog.LevelDebug
 	}
 	return slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))

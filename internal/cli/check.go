@@ -42,6 +42,9 @@ Example:
 				}
 				fmt.Fprintf(w, "[%s] %-22s %s\n", mark, what, detail)
 			}
+			// info: a fact that does not stop run from working (e.g. the
+			// backend that auto does not pick).
+			info := func(what, detail string) { fmt.Fprintf(w, "[info] %-22s %s\n", what, detail) }
 			say(true, "kernel", kernelRelease())
 			p := bpf.ProbeKernel()
 			if p.BTF {
@@ -64,25 +67,34 @@ Example:
 				say(false, "cgroup v2", err.Error())
 			}
 			loads := map[bpf.Backend]bool{}
+			auto, err := bpf.Select(bpf.Auto, p)
 			for _, b := range []bpf.Backend{bpf.Tracepoint, bpf.Fentry} {
+				// A backend that auto does not pick is only information:
+				// run works with the other one.
+				bad := func(detail string) {
+					if err == nil && b != auto {
+						info("backend "+string(b), detail+" (not needed: auto picks "+string(auto)+")")
+						return
+					}
+					say(false, "backend "+string(b), detail)
+				}
 				if _, err := bpf.Select(b, p); err != nil {
-					say(false, "backend "+string(b), "not available: "+err.Error())
+					bad("not available: " + err.Error())
 					continue
 				}
 				if len(miss) > 0 {
-					say(false, "backend "+string(b), "exists in this kernel; cannot test loading without privileges")
+					bad("exists in this kernel; cannot test loading without privileges")
 					continue
 				}
 				t, err := bpf.Load(bpf.Options{Hook: b, NoAttach: true, Log: newLogger(c)})
 				if err != nil {
-					say(false, "backend "+string(b), "exists but does not load: "+err.Error())
+					bad("exists but does not load: " + err.Error())
 					continue
 				}
 				t.Close()
 				loads[b] = true
 				say(true, "backend "+string(b), "loads")
 			}
-			auto, err := bpf.Select(bpf.Auto, p)
 			switch {
 			case err != nil:
 				ok = false

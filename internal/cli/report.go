@@ -59,7 +59,7 @@ Examples:
 			&cli.BoolFlag{Name: "no-resolve", Aliases: []string{"n"}, Usage: "show remote addresses as numbers (no reverse DNS)"},
 			&cli.DurationFlag{Name: "resolve-timeout", Value: report.DefaultResolveTimeout, Usage: "longest wait for reverse DNS before printing the numbers"},
 			&cli.BoolFlag{Name: "bars", Value: true, Usage: "draw a bar column in table output (--bars=false to hide)"},
-			&cli.BoolFlag{Name: "db-stats", Usage: "print database size, rows per tier and oldest sample per tier instead (same as `bwtracker db stats`)"},
+			&cli.BoolFlag{Name: "db-stats", Usage: "print database size, rows per tier and oldest sample per tier instead (same as: bwtracker db stats)"},
 		},
 		Action: runReport,
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/bwtracker/bwtracker/internal/store"
 )
 
@@ -93,5 +95,44 @@ func TestRunWithoutPrivileges(t *testing.T) {
 	code, _, stderr := runCLI("run", "--db", filepath.Join(t.TempDir(), "x.db"), "--no-web")
 	if code != 1 || !strings.Contains(stderr, "sudo") {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+// TestHelpAndDebugEverywhere: `bwtracker help`, `--debug` after any command
+// name, an unknown subcommand pointing at its parent's help, and help texts
+// without garbled placeholders.
+func TestHelpAndDebugEverywhere(t *testing.T) {
+	code, out, stderr := runCLI("help")
+	if code != 0 || !strings.Contains(out, "COMMANDS") {
+		t.Errorf("help: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = runCLI("help", "report")
+	if code != 0 || !strings.Contains(out, "--since") {
+		t.Errorf("help report: exit %d\n%s%s", code, out, stderr)
+	}
+	db := filepath.Join(t.TempDir(), "missing.db")
+	for _, args := range [][]string{{"report", "--debug", "--db", db}, {"db", "stats", "--debug", "--db", db}, {"--debug", "report", "--db", db}} {
+		code, _, stderr := runCLI(args...)
+		if code != 1 || strings.Contains(stderr, "flag provided but not defined") {
+			t.Errorf("%v: exit %d, stderr %q (want the missing-DB error, not a flag error)", args, code, stderr)
+		}
+	}
+	for _, cmd := range []string{"run", "report", "top", "check", "db"} {
+		_, out, _ := runCLI(cmd, "--help")
+		if !strings.Contains(out, "--debug") {
+			t.Errorf("%s --help does not list --debug", cmd)
+		}
+		if strings.Contains(out, "--db-stats bwtracker") {
+			t.Errorf("%s --help has a garbled placeholder:\n%s", cmd, out)
+		}
+	}
+
+	exit := cli.OsExiter
+	defer func() { cli.OsExiter = exit }()
+	var got int
+	cli.OsExiter = func(c int) { got = c }
+	_, _, stderr = runCLI("db", "foo")
+	if got != 2 || !strings.Contains(stderr, "bwtracker db --help") {
+		t.Errorf("db foo: exit %d, stderr %q", got, stderr)
 	}
 }

@@ -93,9 +93,29 @@ func (s *Store) Stats(ctx context.Context) (DBStats, error) {
 			}
 			d.Tiers = append(d.Tiers, ts)
 		}
+		clampAvail(d.Tiers)
 		return nil
 	})
 	return d, err
+}
+
+// clampAvail: a tier's availability mark can lie before the history began
+// (pruning moves it to now - retention, e.g. two years back on a file made
+// minutes ago); nothing was missed before the oldest data of any tier, so a
+// tier is complete from no earlier than that.
+func clampAvail(tiers []TierStats) {
+	var start *time.Time
+	for _, t := range tiers {
+		if t.Oldest != nil && (start == nil || t.Oldest.Before(*start)) {
+			start = t.Oldest
+		}
+	}
+	for i := range tiers {
+		if a := tiers[i].AvailFrom; a != nil && start != nil && a.Before(*start) {
+			s := *start
+			tiers[i].AvailFrom = &s
+		}
+	}
 }
 
 func sizeOr(m map[string]int64, k string) int64 {
