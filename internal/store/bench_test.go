@@ -263,3 +263,32 @@ func floorDay(t time.Time) time.Time {
 	y, m, d := t.Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
 }
+
+// BenchmarkWriteNewRemotes measures Write when every sample is a remote the
+// store has never seen (a scanner, a busy DNS or game server): each row
+// interns a new endpoint and a new flow. BWT_BENCH_NEW_PER_FLUSH sets the
+// flush size (default 5000).
+func BenchmarkWriteNewRemotes(b *testing.B) {
+	per := envInt("BWT_BENCH_NEW_PER_FLUSH", 5000)
+	st := openTemp(b)
+	base := Sample{ProcessKey: ProcessKey{PID: 4242, StartNS: 1, Comm: "scanner"}, Exe: "/usr/bin/scanner", Protocol: "udp", RemotePort: 53}
+	ts := time.Now().Add(-time.Duration(b.N) * time.Second)
+	next := 0
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f := make([]Sample, per)
+		for k := range f {
+			s := base
+			n := next
+			next++
+			s.RemoteIP = fmt.Sprintf("10.%d.%d.%d", n>>16&255, n>>8&255, n&255)
+			s.TxBytes, s.TxCalls = 200, 1
+			f[k] = s
+		}
+		if err := st.Write(context.Background(), ts.Add(time.Duration(i)*time.Second), f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*per), "µs/row")
+}

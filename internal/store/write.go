@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -128,7 +129,12 @@ func (s *Store) Write(ctx context.Context, ts time.Time, samples []Sample) error
 		tx.Rollback()
 		return s.classify(op, err)
 	}
-	ids := make([]int64, len(samples)) // flow id per sample
+	// Processes are few per flush: one upsert each. Endpoints and flows
+	// can be new by the thousand (a scanner, a DNS or game server): they
+	// are interned with one statement per table per flush (internBulk),
+	// since the driver parses every statement it runs.
+	pids := make([]int64, len(samples))
+	var epNew []endpointKey
 	for i := range samples {
 		sm := &samples[i]
 		pid, ok := s.procIDs[sm.ProcessKey]
@@ -151,39 +157,50 @@ RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, t
 		} else {
 			procs.use(pid, tsMs)
 		}
+		pids[i] = pid
+		ek := endpointKey{sm.RemoteIP, sm.Protocol}
+		if eid, ok := s.endpointIDs[ek]; ok {
+			eps.use(eid, tsMs)
+		} else if _, ok := newEps[ek]; !ok {
+			newEps[ek] = 0
+			epNew = append(epNew, ek)
+		}
+	}
+	if err := internEndpoints(ctx, tx, tsMs, epNew, newEps); err != nil {
+		return fail("write endpoints", err)
+	}
+	for _, ek := range epNew {
+		eps.done[newEps[ek]] = true
+	}
+	fks := make([]flowKey, len(samples))
+	var flNew []flowKey
+	for i := range samples {
+		sm := &samples[i]
 		ek := endpointKey{sm.RemoteIP, sm.Protocol}
 		eid, ok := s.endpointIDs[ek]
 		if !ok {
-			eid, ok = newEps[ek]
+			eid = newEps[ek]
 		}
-		if !ok {
-			err := tx.QueryRowContext(ctx, `INSERT INTO endpoints (ip, protocol, last_seen_ms) VALUES (?, ?, ?)
-ON CONFLICT (ip, protocol) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
-RETURNING id`, sm.RemoteIP, sm.Protocol, tsMs).Scan(&eid)
-			if err != nil {
-				return fail("write endpoint", err)
-			}
-			newEps[ek] = eid
-			eps.done[eid] = true
-		} else {
-			eps.use(eid, tsMs)
+		fk := flowKey{pids[i], eid, sm.CgroupID, sm.NetNS}
+		fks[i] = fk
+		if fid, ok := s.flowIDs[fk]; ok {
+			flows.use(fid, tsMs)
+		} else if _, ok := newFlows[fk]; !ok {
+			newFlows[fk] = 0
+			flNew = append(flNew, fk)
 		}
-		fk := flowKey{pid, eid, sm.CgroupID, sm.NetNS}
+	}
+	if err := internFlows(ctx, tx, tsMs, flNew, newFlows); err != nil {
+		return fail("write flows", err)
+	}
+	for _, fk := range flNew {
+		flows.done[newFlows[fk]] = true
+	}
+	ids := make([]int64, len(samples)) // flow id per sample
+	for i, fk := range fks {
 		fid, ok := s.flowIDs[fk]
 		if !ok {
-			fid, ok = newFlows[fk]
-		}
-		if !ok {
-			err := tx.QueryRowContext(ctx, `INSERT INTO flows (proc_id, endpoint_id, cgroup_id, netns, last_seen_ms) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (proc_id, endpoint_id, cgroup_id, netns) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
-RETURNING id`, pid, eid, int64(sm.CgroupID), int64(sm.NetNS), tsMs).Scan(&fid)
-			if err != nil {
-				return fail("write flow", err)
-			}
-			newFlows[fk] = fid
-			flows.done[fid] = true
-		} else {
-			flows.use(fid, tsMs)
+			fid = newFlows[fk]
 		}
 		ids[i] = fid
 	}
@@ -215,6 +232,99 @@ RETURNING id`, pid, eid, int64(sm.CgroupID), int64(sm.NetNS), tsMs).Scan(&fid)
 	}
 	for _, r := range []*seenRows{procs, eps, flows} {
 		r.commit(tsMs)
+	}
+	return nil
+}
+
+// internEndpoints inserts (or finds) the endpoints keys with one statement
+// and records their ids in out.
+func internEndpoints(ctx context.Context, tx *sql.Tx, tsMs int64, keys []endpointKey, out map[endpointKey]int64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	arg := make([][2]string, len(keys))
+	for i, k := range keys {
+		arg[i] = [2]string{k.IP, k.Protocol}
+	}
+	b, err := json.Marshal(arg)
+	if err != nil {
+		return err
+	}
+	// "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a
+	// join constraint of the SELECT.
+	rows, err := tx.QueryContext(ctx, `INSERT INTO endpoints (ip, protocol, last_seen_ms)
+SELECT value->>0, value->>1, ? FROM json_each(?) WHERE true
+ON CONFLICT (ip, protocol) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
+RETURNING id, ip, protocol`, tsMs, string(b))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id int64
+		var k endpointKey
+		if err := rows.Scan(&id, &k.IP, &k.Protocol); err != nil {
+			return err
+		}
+		out[k] = id
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(keys) {
+		return fmt.Errorf("interned %d of %d endpoints", n, len(keys))
+	}
+	return nil
+}
+
+// internFlows is internEndpoints for flows.
+func internFlows(ctx context.Context, tx *sql.Tx, tsMs int64, keys []flowKey, out map[flowKey]int64) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	b := make([]byte, 0, 48*len(keys))
+	b = append(b, '[')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, k.ProcID, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, k.EndpointID, 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k.CgroupID), 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, int64(k.NetNS), 10)
+		b = append(b, ']')
+	}
+	b = append(b, ']')
+	rows, err := tx.QueryContext(ctx, `INSERT INTO flows (proc_id, endpoint_id, cgroup_id, netns, last_seen_ms)
+SELECT value->>0, value->>1, value->>2, value->>3, ? FROM json_each(?) WHERE true
+ON CONFLICT (proc_id, endpoint_id, cgroup_id, netns) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
+RETURNING id, proc_id, endpoint_id, cgroup_id, netns`, tsMs, string(b))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id, cg, netns int64
+		var k flowKey
+		if err := rows.Scan(&id, &k.ProcID, &k.EndpointID, &cg, &netns); err != nil {
+			return err
+		}
+		k.CgroupID, k.NetNS = uint64(cg), uint32(netns)
+		out[k] = id
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != len(keys) {
+		return fmt.Errorf("interned %d of %d flows", n, len(keys))
 	}
 	return nil
 }
