@@ -13,7 +13,7 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
 
@@ -86,7 +86,7 @@ func TestCurrent(t *testing.T) {
 		t.Errorf("after publish: %+v", got)
 	}
 	// Empty snapshot: [] not null.
-	e.live.publish(collector.Snapshot{})
+	e.live.publish(live.Snapshot{})
 	rec = e.do(t, "GET", "/api/current")
 	wantStatus(t, rec, 200)
 	if !strings.Contains(rec.Body.String(), `"processes":[]`) {

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
 
@@ -26,10 +26,10 @@ import (
 // Targets (issue 3): /api/current p99 <= 5 ms with 1,000 processes,
 // /api/history p99 <= 50 ms over 24 h of 1 s data.
 
-func bigSnapshot(at time.Time, n int) collector.Snapshot {
-	s := collector.Snapshot{Time: at, Interval: time.Second}
+func bigSnapshot(at time.Time, n int) live.Snapshot {
+	s := live.Snapshot{Time: at, Interval: time.Second}
 	for i := range n {
-		p := collector.ProcRate{
+		p := live.ProcRate{
 			PID: uint32(1000 + i), StartNS: uint64(i) * 1e9, Comm: fmt.Sprintf("proc-%04d", i),
 			Exe: fmt.Sprintf("/usr/lib/some/longer/path/to/binary-%04d", i), UID: uint32(i % 7),
 			TxRate: float64((i * 7919) % 100000), RxRate: float64((i * 104729) % 1000000),

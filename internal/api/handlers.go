@@ -13,7 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
 
@@ -58,17 +58,17 @@ func (s *server) queryCtx(c *gin.Context) (context.Context, context.CancelFunc) 
 
 // CurrentResponse is the body of /api/current and of each stream event.
 type CurrentResponse struct {
-	Time         time.Time            `json:"time"`
-	IntervalMs   int64                `json:"interval_ms"`
-	TxRate       float64              `json:"tx_bytes_per_sec"`
-	RxRate       float64              `json:"rx_bytes_per_sec"`
-	TxBytes      uint64               `json:"tx_bytes"`
-	RxBytes      uint64               `json:"rx_bytes"`
-	ProcessCount int                  `json:"process_count"` // before top
-	Processes    []collector.ProcRate `json:"processes"`
+	Time         time.Time       `json:"time"`
+	IntervalMs   int64           `json:"interval_ms"`
+	TxRate       float64         `json:"tx_bytes_per_sec"`
+	RxRate       float64         `json:"rx_bytes_per_sec"`
+	TxBytes      uint64          `json:"tx_bytes"`
+	RxBytes      uint64          `json:"rx_bytes"`
+	ProcessCount int             `json:"process_count"` // before top
+	Processes    []live.ProcRate `json:"processes"`
 }
 
-func (s *server) intervalMs(snap collector.Snapshot) int64 {
+func (s *server) intervalMs(snap live.Snapshot) int64 {
 	if snap.Interval > 0 {
 		return snap.Interval.Milliseconds()
 	}
@@ -78,7 +78,7 @@ func (s *server) intervalMs(snap collector.Snapshot) int64 {
 	return 1000
 }
 
-func (s *server) currentBody(snap collector.Snapshot, q currentQuery) CurrentResponse {
+func (s *server) currentBody(snap live.Snapshot, q currentQuery) CurrentResponse {
 	procs := topProcs(snap.Processes, q.Sort, q.Top)
 	return CurrentResponse{
 		Time: snap.Time, IntervalMs: s.intervalMs(snap),
@@ -90,7 +90,7 @@ func (s *server) currentBody(snap collector.Snapshot, q currentQuery) CurrentRes
 // currentJSON encodes the /api/current body, reusing the last encoding
 // while the snapshot and the query are unchanged: the dashboard, `top` and
 // every stream subscriber ask for the same thing once per interval.
-func (s *server) currentJSON(snap collector.Snapshot, q currentQuery) []byte {
+func (s *server) currentJSON(snap live.Snapshot, q currentQuery) []byte {
 	return s.cur.get(snap, q, func() []byte {
 		b, err := json.Marshal(s.currentBody(snap, q))
 		if err != nil { // NaN/Inf rate from a broken clock: say so, do not 500
@@ -118,7 +118,7 @@ type currentCache struct {
 	next int
 }
 
-func (cc *currentCache) get(snap collector.Snapshot, q currentQuery, enc func() []byte) []byte {
+func (cc *currentCache) get(snap live.Snapshot, q currentQuery, enc func() []byte) []byte {
 	k := currentKey{t: snap.Time, n: len(snap.Processes), q: q, valid: true}
 	cc.mu.Lock()
 	for _, e := range cc.entries {
@@ -143,12 +143,12 @@ func (cc *currentCache) get(snap collector.Snapshot, q currentQuery, enc func() 
 // it is the collector's) in the order of key. It sorts indexes, not the
 // 150-byte structs, and breaks every tie down to the process identity, so
 // the order is total and stable across calls.
-func topProcs(in []collector.ProcRate, key string, top int) []collector.ProcRate {
+func topProcs(in []live.ProcRate, key string, top int) []live.ProcRate {
 	idx := make([]int, len(in))
 	for i := range idx {
 		idx[i] = i
 	}
-	num := func(r *collector.ProcRate) float64 {
+	num := func(r *live.ProcRate) float64 {
 		switch key {
 		case "tx_rate":
 			return r.TxRate
@@ -164,7 +164,7 @@ func topProcs(in []collector.ProcRate, key string, top int) []collector.ProcRate
 			return r.TxRate + r.RxRate
 		}
 	}
-	identity := func(a, b *collector.ProcRate) int {
+	identity := func(a, b *live.ProcRate) int {
 		if a.PID != b.PID {
 			return cmpAsc(a.PID, b.PID)
 		}
@@ -173,7 +173,7 @@ func topProcs(in []collector.ProcRate, key string, top int) []collector.ProcRate
 		}
 		return strings.Compare(a.Comm, b.Comm)
 	}
-	tie := func(a, b *collector.ProcRate) int {
+	tie := func(a, b *live.ProcRate) int {
 		if c := cmpDesc(a.TxRate+a.RxRate, b.TxRate+b.RxRate); c != 0 {
 			return c
 		}
@@ -201,7 +201,7 @@ func topProcs(in []collector.ProcRate, key string, top int) []collector.ProcRate
 	if top > 0 && len(idx) > top {
 		idx = idx[:top]
 	}
-	out := make([]collector.ProcRate, len(idx))
+	out := make([]live.ProcRate, len(idx))
 	for k, i := range idx {
 		out[k] = in[i]
 	}
@@ -501,7 +501,7 @@ func (s *server) summary(c *gin.Context) {
 // StatusResponse is the body of /api/status: the collector's Status plus
 // what only the server knows.
 type StatusResponse struct {
-	collector.Status
+	live.Status
 	UptimeSeconds float64 `json:"uptime_seconds"`
 	IntervalMs    int64   `json:"interval_ms"`
 	Listen        string  `json:"listen"`

@@ -11,38 +11,38 @@ import (
 	"time"
 
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
-	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
 
 // fakeLive is a Live whose snapshots the test publishes.
 type fakeLive struct {
 	mu     sync.Mutex
-	snap   collector.Snapshot
-	status collector.Status
-	subs   map[chan collector.Snapshot]bool
+	snap   live.Snapshot
+	status live.Status
+	subs   map[chan live.Snapshot]bool
 }
 
-func newFakeLive(snap collector.Snapshot) *fakeLive {
-	return &fakeLive{snap: snap, subs: map[chan collector.Snapshot]bool{},
-		status: collector.Status{Version: "test", Hook: "tracepoint", Kernel: "6.18.0", Started: snap.Time.Add(-time.Hour),
+func newFakeLive(snap live.Snapshot) *fakeLive {
+	return &fakeLive{snap: snap, subs: map[chan live.Snapshot]bool{},
+		status: live.Status{Version: "test", Hook: "tracepoint", Kernel: "6.18.0", Started: snap.Time.Add(-time.Hour),
 			Interval: time.Second, Drops: map[string]uint64{"map_full": 0}, MapCap: 16384}}
 }
 
-func (f *fakeLive) Snapshot() collector.Snapshot {
+func (f *fakeLive) Snapshot() live.Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.snap
 }
 
-func (f *fakeLive) Status() collector.Status {
+func (f *fakeLive) Status() live.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
 }
 
-func (f *fakeLive) Subscribe() (<-chan collector.Snapshot, func()) {
-	ch := make(chan collector.Snapshot, 4)
+func (f *fakeLive) Subscribe() (<-chan live.Snapshot, func()) {
+	ch := make(chan live.Snapshot, 4)
 	f.mu.Lock()
 	f.subs[ch] = true
 	f.mu.Unlock()
@@ -64,7 +64,7 @@ func (f *fakeLive) subscribers() int {
 
 // publish sets the snapshot and hands it to subscribers (dropping it for a
 // full one, like the collector).
-func (f *fakeLive) publish(s collector.Snapshot) {
+func (f *fakeLive) publish(s live.Snapshot) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.snap = s
@@ -134,10 +134,10 @@ func seedStore(t testing.TB) *store.Store {
 	return st
 }
 
-func liveSnapshot(at time.Time) collector.Snapshot {
-	return collector.Snapshot{
+func liveSnapshot(at time.Time) live.Snapshot {
+	return live.Snapshot{
 		Time: at, Interval: time.Second, TxRate: 2048, RxRate: 1 << 20, TxBytes: curlTx + 5555565, RxBytes: curlRx + 66666686,
-		Processes: []collector.ProcRate{
+		Processes: []live.ProcRate{
 			{PID: 777, StartNS: 2_000_000, Comm: "firefox", Exe: "/usr/lib/firefox/firefox", UID: 1000, TxRate: 1024, RxRate: 900000, TxBytes: 5555565, RxBytes: 66666686, Remotes: 2, LastSeen: at},
 			{PID: 4242, StartNS: 1_000_000, Comm: "curl", Exe: "/usr/bin/curl", UID: 1000, TxRate: 1024, RxRate: 148576, TxBytes: curlTx, RxBytes: curlRx, Remotes: 2, LastSeen: at},
 			{PID: 9, StartNS: 5, Comm: "idle", Exe: "/bin/idle", TxRate: 0, RxRate: 0, TxBytes: 1, RxBytes: 1, LastSeen: at.Add(-time.Minute)},
@@ -195,9 +195,9 @@ func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 	return v
 }
 
-// The real collector and store satisfy the API's interfaces.
+// The real store satisfies the API's interfaces (cli/run.go checks the
+// collector: this package stays cgo-free).
 var (
-	_ Live    = (*collector.Collector)(nil)
 	_ Querier = (*store.Store)(nil)
 	_ sizer   = (*store.Store)(nil)
 )

@@ -23,7 +23,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/ui"
 )
@@ -31,13 +31,13 @@ import (
 // Live is what the API needs from the running collector.
 type Live interface {
 	// Snapshot is the latest drain.
-	Snapshot() collector.Snapshot
+	Snapshot() live.Snapshot
 	// Subscribe delivers each new snapshot until cancel is called. A slow
 	// reader may miss snapshots; the channel is never closed by the sender
 	// before cancel, or is closed when the collector stops.
-	Subscribe() (<-chan collector.Snapshot, func())
+	Subscribe() (<-chan live.Snapshot, func())
 	// Status describes the daemon.
-	Status() collector.Status
+	Status() live.Status
 }
 
 // Querier is what the API needs from the store.

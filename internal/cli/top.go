@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"io"
 	"net"
 	"net/http"
@@ -70,7 +70,7 @@ Examples:
 
 // liveProc is one process of GET /api/current: the collector's own type,
 // which the API serves as is.
-type liveProc = collector.ProcRate
+type liveProc = live.ProcRate
 
 // liveSnap mirrors GET /api/current; --once --format json prints it.
 type liveSnap struct {

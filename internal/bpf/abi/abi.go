@@ -1,4 +1,9 @@
-package bpf
+// Package abi is the Go mirror of ebpf/bwtracker.h: the structs the BPF
+// programs write into maps and ring buffers, their sizes, the direction,
+// protocol and drop-cause constants, and their decoders. It is cgo-free so
+// that anything decoding or naming kernel records builds without libbpf;
+// only the loader (internal/bpf) links libbpf.
+package abi
 
 import (
 	"bytes"
@@ -7,7 +12,7 @@ import (
 	"net/netip"
 )
 
-// Keep in step with ebpf/bwtracker.h (types_test.go checks sizes and a
+// Keep in step with ebpf/bwtracker.h (abi_test.go checks sizes and a
 // round trip).
 
 // Directions (BWT_DIR_*).
@@ -100,10 +105,10 @@ type ExecEvent struct {
 }
 
 const (
-	flowKeySize   = 64
-	flowValSize   = 24
-	flowCacheSize = 112
-	execEventSize = 288
+	FlowKeySize   = 64
+	FlowValSize   = 24
+	FlowCacheSize = 112
+	ExecEventSize = 288
 )
 
 // CString returns a NUL-terminated kernel string as Go string.
@@ -126,8 +131,8 @@ func (k *FlowKey) Remote() netip.Addr {
 // DecodeFlowKey decodes a raw map key.
 func DecodeFlowKey(b []byte) (FlowKey, error) {
 	var k FlowKey
-	if len(b) != flowKeySize {
-		return k, fmt.Errorf("flow key: %d bytes, want %d", len(b), flowKeySize)
+	if len(b) != FlowKeySize {
+		return k, fmt.Errorf("flow key: %d bytes, want %d", len(b), FlowKeySize)
 	}
 	_, err := binary.Decode(b, binary.NativeEndian, &k)
 	return k, err
@@ -136,12 +141,12 @@ func DecodeFlowKey(b []byte) (FlowKey, error) {
 // DecodePerCPU sums a per-CPU flow_val array.
 func DecodePerCPU(b []byte) (FlowVal, error) {
 	var sum FlowVal
-	if len(b)%flowValSize != 0 {
-		return sum, fmt.Errorf("per-CPU flow value: %d bytes is not a multiple of %d", len(b), flowValSize)
+	if len(b)%FlowValSize != 0 {
+		return sum, fmt.Errorf("per-CPU flow value: %d bytes is not a multiple of %d", len(b), FlowValSize)
 	}
-	for off := 0; off < len(b); off += flowValSize {
+	for off := 0; off < len(b); off += FlowValSize {
 		var v FlowVal
-		if _, err := binary.Decode(b[off:off+flowValSize], binary.NativeEndian, &v); err != nil {
+		if _, err := binary.Decode(b[off:off+FlowValSize], binary.NativeEndian, &v); err != nil {
 			return sum, err
 		}
 		sum.Bytes += v.Bytes
@@ -155,13 +160,13 @@ func DecodePerCPU(b []byte) (FlowVal, error) {
 
 // DecodeCachePerCPU decodes the per-CPU flow_cache values of one slot.
 func DecodeCachePerCPU(b []byte) ([]FlowCache, error) {
-	if len(b)%flowCacheSize != 0 {
-		return nil, fmt.Errorf("per-CPU flow cache: %d bytes is not a multiple of %d", len(b), flowCacheSize)
+	if len(b)%FlowCacheSize != 0 {
+		return nil, fmt.Errorf("per-CPU flow cache: %d bytes is not a multiple of %d", len(b), FlowCacheSize)
 	}
-	out := make([]FlowCache, 0, len(b)/flowCacheSize)
-	for off := 0; off < len(b); off += flowCacheSize {
+	out := make([]FlowCache, 0, len(b)/FlowCacheSize)
+	for off := 0; off < len(b); off += FlowCacheSize {
 		var c FlowCache
-		if _, err := binary.Decode(b[off:off+flowCacheSize], binary.NativeEndian, &c); err != nil {
+		if _, err := binary.Decode(b[off:off+FlowCacheSize], binary.NativeEndian, &c); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
@@ -172,9 +177,9 @@ func DecodeCachePerCPU(b []byte) ([]FlowCache, error) {
 // DecodeExecEvent decodes a ring buffer record.
 func DecodeExecEvent(b []byte) (ExecEvent, error) {
 	var e ExecEvent
-	if len(b) < execEventSize {
-		return e, fmt.Errorf("exec event: %d bytes, want %d", len(b), execEventSize)
+	if len(b) < ExecEventSize {
+		return e, fmt.Errorf("exec event: %d bytes, want %d", len(b), ExecEventSize)
 	}
-	_, err := binary.Decode(b[:execEventSize], binary.NativeEndian, &e)
+	_, err := binary.Decode(b[:ExecEventSize], binary.NativeEndian, &e)
 	return e, err
 }

@@ -1,4 +1,8 @@
-package collector
+// Package live is the live model of the running daemon: the snapshot the
+// collector publishes after every drain (per-process rates and totals) and
+// the daemon's status. It is cgo-free and imports nothing internal, so the
+// API, `top` and the metrics exporter read it without linking the loader.
+package live
 
 import "time"
 

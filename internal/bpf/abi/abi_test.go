@@ -1,4 +1,4 @@
-package bpf
+package abi
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // The C header is the source of truth: its _Static_asserts pin the sizes
 // that these Go mirrors must match.
 func TestLayoutMatchesC(t *testing.T) {
-	src, err := os.ReadFile("../../ebpf/bwtracker.bpf.c")
+	src, err := os.ReadFile("../../../ebpf/bwtracker.bpf.c")
 	if err != nil {
 		t.Fatal(err)
 	}
