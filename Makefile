@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-deps test-unit bench bench-history bench-api vmlinux clean install uninstall ui
+.PHONY: all deps test test-deps test-unit test-cgofree bench bench-history bench-api vmlinux clean install uninstall ui
 
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
@@ -50,8 +50,16 @@ test-deps: .test-deps.stamp
 # All tests: unit tests (no root) and integration tests that load the real
 # BPF programs (they skip loudly when not root). BWTRACKER_REQUIRE_TEST_DEPS
 # makes a missing test dependency fail instead of skip (internal/testenv).
-test: bwtracker .test-deps.stamp
+test: bwtracker .test-deps.stamp test-cgofree
 	BWTRACKER_REQUIRE_TEST_DEPS=1 BWTRACKER_BIN=$(CURDIR)/bwtracker $(GO) test -race -count=1 -timeout 30m ./...
+
+# The cgo-free core: these packages vet and pass their unit tests with
+# CGO_ENABLED=0, so without libbpf, clang or root. Only internal/bpf (the
+# loader) links libbpf; a package here that reaches it breaks this target.
+CGOFREE_PKGS := ./internal/api/... ./internal/store/... ./internal/report/... ./internal/live/... ./internal/bpf/abi/...
+test-cgofree:
+	CGO_ENABLED=0 $(GO) vet $(CGOFREE_PKGS)
+	CGO_ENABLED=0 $(GO) test -count=1 -short $(CGOFREE_PKGS)
 
 test-unit: $(BPF_OBJ) ui/dist/index.html
 	$(GO) test -race -count=1 -short ./...

@@ -3,8 +3,10 @@
 // Prometheus helper hands one over) /metrics, behind one set of host, token
 // and method checks.
 //
-// It depends on small interfaces (Live, Querier) rather than on the
-// collector and the store, so it is tested without a kernel or a daemon.
+// It depends on small interfaces (Live over the internal/live model,
+// Querier over the store) rather than on the collector, so it is tested
+// without a kernel or a daemon, and it is cgo-free: it never links the BPF
+// loader (`make test-cgofree` builds, vets and tests it with CGO_ENABLED=0).
 package api
 
 import (
