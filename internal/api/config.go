@@ -32,6 +32,9 @@ type Config struct {
 	// Metrics, when non-nil, is mounted at /metrics under the same host and
 	// token rules as the API.
 	Metrics http.Handler
+	// Alerts, when set, serves /api/alerts and the alerting part of
+	// /api/status (run --rules / --alert); without it /api/alerts is [].
+	Alerts Alerter
 	// UI overrides the embedded dashboard (tests); nil means ui.FS().
 	UI fs.FS
 	// Now overrides the clock used to resolve relative windows (tests).

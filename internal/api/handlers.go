@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/bwtracker/bwtracker/internal/alerts"
 	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -507,6 +508,9 @@ type StatusResponse struct {
 	Listen        string  `json:"listen"`
 	AuthRequired  bool    `json:"auth_required"`
 	Live          bool    `json:"live"`
+	// Alerts: rules loaded, alerts firing, sink deliveries and failures
+	// (absent when the daemon runs without rules).
+	Alerts *alerts.Status `json:"alerts,omitempty"`
 }
 
 func (s *server) status(c *gin.Context) {
@@ -539,5 +543,9 @@ func (s *server) status(c *gin.Context) {
 	out.IntervalMs = out.Interval.Milliseconds()
 	out.Listen = s.cfg.Listen
 	out.AuthRequired = s.token != nil
+	if s.cfg.Alerts != nil {
+		st := s.cfg.Alerts.Status()
+		out.Alerts = &st
+	}
 	c.JSON(http.StatusOK, out)
 }

@@ -129,6 +129,7 @@ func New(cfg Config, live Live, q Querier) (http.Handler, error) {
 	get(api, "/remotes", s.remotes)
 	get(api, "/summary", s.summary)
 	get(api, "/status", s.status)
+	get(api, "/alerts", s.alertsList)
 	get(r, "/api/stream", s.auth(true), s.stream)
 	if cfg.Metrics != nil {
 		get(r, "/metrics", s.auth(false), gin.WrapH(cfg.Metrics))
@@ -254,7 +255,7 @@ func (s *server) healthz(c *gin.Context) {
 func (s *server) noRoute(c *gin.Context) {
 	p := c.Request.URL.Path
 	if p == "/api" || strings.HasPrefix(p, "/api/") || p == "/metrics" {
-		fail(c, http.StatusNotFound, fmt.Sprintf("no endpoint %s: see /api/current, /api/history, /api/processes, /api/remotes, /api/summary, /api/status, /api/stream", quote(p)))
+		fail(c, http.StatusNotFound, fmt.Sprintf("no endpoint %s: see /api/current, /api/history, /api/processes, /api/remotes, /api/summary, /api/status, /api/alerts, /api/stream", quote(p)))
 		return
 	}
 	if !s.uiBuilt {

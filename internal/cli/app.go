@@ -50,7 +50,7 @@ them in SQLite and reports them.
 		Flags: []cli.Flag{
 			debugFlag(),
 		},
-		Commands: []*cli.Command{runCommand(), reportCommand(), topCommand(), dbCommand(), checkCommand(), versionCommand()},
+		Commands: []*cli.Command{runCommand(), reportCommand(), topCommand(), alertsCommand(), dbCommand(), checkCommand(), versionCommand()},
 		OnUsageError: func(c *cli.Context, err error, isSub bool) error {
 			return usageError{err}
 		},

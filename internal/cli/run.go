@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bwtracker/bwtracker/internal/alerts"
 	"github.com/bwtracker/bwtracker/internal/api"
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
@@ -36,7 +37,12 @@ Needs root, or CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN. See ` + "`bwtracker check`
 Examples:
    sudo bwtracker run
    sudo bwtracker run --db /tmp/bw.db --interval 100ms
-   sudo bwtracker run --hook tracepoint --debug`,
+   sudo bwtracker run --hook tracepoint --debug
+   sudo bwtracker run --rules /etc/bwtracker/rules.yaml
+   sudo bwtracker run --alert 'name=big-upload;comm=rsync;dir=tx;above=5MiB;over=1m'
+
+SIGHUP reloads --rules (as does any change to the file); a bad file is
+logged and the previous rules stay active.`,
 		Flags: append([]cli.Flag{
 			dbFlag(),
 			&cli.DurationFlag{Name: "interval", Value: time.Second, EnvVars: []string{"BWTRACKER_INTERVAL"}, Usage: "how often to drain the kernel counters and write the database (10ms to 1h)"},
@@ -47,6 +53,8 @@ Examples:
 			&cli.StringFlag{Name: "auth-token", EnvVars: []string{"BWTRACKER_AUTH_TOKEN"}, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request"},
 			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line)"},
 			&cli.IntFlag{Name: "metrics-top", Value: metrics.DefaultTop, Usage: "Prometheus /metrics: label sets (exe, service, container, protocol) with their own series; the rest are summed into exe=\"other\". There are no pid or remote-address labels: one series per process or peer would swamp Prometheus (ebpf_exporter's maintainers refused per-PID labels for this reason)"},
+			&cli.StringFlag{Name: "rules", EnvVars: []string{"BWTRACKER_RULES"}, Usage: "alert rules and sinks from YAML `FILE` (see README, Alerts); reloaded on SIGHUP and when the file changes; a bad file is refused and the previous rules stay"},
+			&cli.StringSliceFlag{Name: "alert", Usage: "a one-line alert `RULE`, e.g. 'name=big;comm=rsync;dir=tx;above=5MiB;over=1m' (repeatable; added to --rules)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
 		}, retentionFlags()...),
 		Action: runDaemon,
@@ -86,6 +94,10 @@ func runDaemon(c *cli.Context) error {
 		}
 		webCfg = &cfg
 	}
+	loader, err := alertsFromFlags(c)
+	if err != nil {
+		return err
+	}
 	log := newLogger(c)
 	if miss := missingCaps(); len(miss) > 0 {
 		return cli.Exit(fmt.Sprintf("run needs root or the capabilities %s (missing: %s): try `sudo bwtracker run`",
@@ -117,6 +129,35 @@ func runDaemon(c *cli.Context) error {
 	if webCfg != nil {
 		webCfg.Metrics = exp.Handler()
 	}
+	// The API and the alert engine read through one read-only connection
+	// (opened once: closing a second handle on the file would drop the
+	// writer's locks), so a long query never delays a flush.
+	var ro *store.Store
+	if webCfg != nil || loader != nil {
+		if ro, err = store.Open(st.Path(), store.Options{ReadOnly: true}); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		defer ro.Close()
+	}
+	var eng *alerts.Engine
+	if loader != nil {
+		eng = alerts.New(alerts.Options{Log: log, Store: st, History: ro})
+		if err := eng.Start(c.Context); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		defer eng.Close(5 * time.Second)
+		loader.E = eng
+		if err := loader.Load(); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		col.AddObserver(func(f collector.Flush) { eng.Observe(f.Time, alertDeltas(f)) })
+		exp.Registry().MustRegister(eng.Collector())
+		if webCfg != nil {
+			webCfg.Alerts = eng
+		}
+		st := eng.Status()
+		log.Info("alerts", "rules", st.Rules, "source", st.Source)
+	}
 
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -124,20 +165,28 @@ func runDaemon(c *cli.Context) error {
 	// (deferred after the store's Close, so it runs first) on shutdown.
 	stopMaint := startMaintenance(ctx, st, ret, log)
 	defer stopMaint()
+	// SIGHUP: reload the rules (and anything else that hooks reloadOnHUP).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reloadRules(loader)
+			}
+		}
+	}()
+	if loader != nil {
+		go loader.Watch(ctx, time.Second)
+	}
 	log.Info("tracking", "backend", tr.Backend(), "db", st.Path(), "interval", interval, "kernel", kernelRelease(), "pid", os.Getpid())
 	errc := make(chan error, 1)
 	go func() { errc <- col.Run(ctx) }()
 	webErr := make(chan error, 1)
 	if webCfg != nil {
-		// The API reads through its own read-only connection so a long
-		// query never delays a flush.
-		ro, err := store.Open(st.Path(), store.Options{ReadOnly: true})
-		if err != nil {
-			stop()
-			<-errc
-			return cli.Exit(err.Error(), 1)
-		}
-		defer ro.Close()
 		h, err := api.New(*webCfg, col, ro)
 		if err != nil {
 			stop()
@@ -165,6 +214,51 @@ func runDaemon(c *cli.Context) error {
 	}
 	log.Info("stopped; all counted traffic written", "db", st.Path())
 	return nil
+}
+
+// alertsFromFlags parses --rules and --alert before anything is loaded, so
+// a bad file is refused at once (exit 2, file:line: reason). nil when no
+// rules are configured.
+func alertsFromFlags(c *cli.Context) (*alerts.Loader, error) {
+	file := c.String("rules")
+	lines := c.StringSlice("alert")
+	if file == "" && len(lines) == 0 {
+		return nil, nil
+	}
+	l := &alerts.Loader{File: file}
+	for _, s := range lines {
+		r, err := alerts.ParseFlag(s)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		l.Flags = append(l.Flags, r)
+	}
+	if err := l.Check(); err != nil {
+		return nil, usagef("%v (fix the file and start again)", err)
+	}
+	return l, nil
+}
+
+// reloadRules is the SIGHUP hook for alert rules: re-read the rules file;
+// a bad file is logged and the previous rules stay active.
+func reloadRules(l *alerts.Loader) {
+	if l != nil {
+		l.Reload()
+	}
+}
+
+// alertDeltas converts one flush for the alert engine.
+func alertDeltas(f collector.Flush) []alerts.Delta {
+	out := make([]alerts.Delta, 0, len(f.Samples))
+	for _, s := range f.Samples {
+		d := alerts.Delta{Comm: s.Comm, Exe: s.Exe, UID: s.UID, RemoteIP: s.RemoteIP, TxBytes: s.TxBytes, RxBytes: s.RxBytes}
+		if in, ok := f.Cgroups[s.CgroupID]; ok {
+			d.Service = in.Service
+			d.Container = in.ContainerLabel()
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // observeMetrics hands one flush to the Prometheus exporter.

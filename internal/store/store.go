@@ -21,6 +21,8 @@
 //	           milliseconds.
 //	meta       key/value: schema version; rollup watermark "rollup.raw_id";
 //	           per tier "avail.<tier>", the Unix ms its data is complete from.
+//	known_apps, alert_history (alerts.go): internal/alerts' state, the
+//	           programs new-app has seen and the bounded alert history.
 //	rollup_1m, rollup_1h, rollup_1d  (tiers.go; WITHOUT ROWID)
 //	           one row per (bucket_ms, proc_id, endpoint_id, cgroup_id) with
 //	           summed tx/rx bytes and calls. bucket_ms is the bucket start
@@ -348,6 +350,9 @@ func (s *Store) check(readOnly bool) error {
 		}
 	}
 	if err := s.migrateTiers(ctx); err != nil { // rollup_1m, rollup_1h, rollup_1d (tiers.go)
+		return err
+	}
+	if err := s.migrateAlerts(ctx); err != nil { // known_apps, alert_history (alerts.go)
 		return err
 	}
 	if err := s.db.WithContext(ctx).Save(&metaRow{Key: "schema_version", Value: fmt.Sprint(SchemaVersion)}).Error; err != nil {
