@@ -75,8 +75,15 @@ func (l lockedBuf) Write(p []byte) (int, error) {
 // tracks.
 func startDaemon(t testing.TB, interval string, extra ...string) *daemon {
 	t.Helper()
+	return startDaemonOn(t, filepath.Join(t.TempDir(), "bw.db"), interval, extra...)
+}
+
+// startDaemonOn is startDaemon on a given database (a restart test passes
+// the previous daemon's).
+func startDaemonOn(t testing.TB, db, interval string, extra ...string) *daemon {
+	t.Helper()
 	bin := bwtrackerBin(t)
-	d := &daemon{t: t, bin: bin, db: filepath.Join(t.TempDir(), "bw.db"), stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	d := &daemon{t: t, bin: bin, db: db, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
 	args := append([]string{"run", "--db", d.db, "--interval", interval}, extra...)
 	d.cmd = exec.Command(bin, args...)
 	d.cmd.Stderr = lockedBuf{d.mu, d.stderr}
