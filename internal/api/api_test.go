@@ -105,9 +105,9 @@ func TestBadQueries(t *testing.T) {
 		{"/api/current?sort=rate&sort=tx", "sort"},
 		{"/api/current?bogus=1", "bogus"},
 		{"/api/current?token=x", "token"},
-		{"/api/history?since=yesterday", "since"},
+		{"/api/history?since=yesteryear", "since"},
 		{"/api/history?since=-1h", "since"},
-		{"/api/history?since=1y", "since"},
+		{"/api/history?since=11y", "since"}, // longer than the 10-year window
 		{"/api/history?since=99999999h", "since"},
 		{"/api/history?until=2h&since=1h", "since"},
 		{"/api/history?since=0001-01-01T00:00:00Z", "since"},
@@ -150,7 +150,7 @@ func TestBadQueries(t *testing.T) {
 	// A few good ones, for contrast.
 	for _, target := range []string{
 		"/api/history?since=7d", "/api/history?since=1h&step=1m", "/api/history?since=2025-06-01T10:00:00Z&until=now",
-		"/api/history?since=2025-06-01", "/api/history?since=1.5h", "/api/history?since=1d12h", "/api/history?since=2w",
+		"/api/history?since=2025-06-01", "/api/history?since=1.5h", "/api/history?since=1d12h", "/api/history?since=2w", "/api/history?since=yesterday", "/api/history?since=1y&step=1d", "/api/history?since=2025-06-01%2010:00",
 		"/api/history?since=", "/api/processes?top=1000", "/api/remotes?by=remote,protocol", "/api/current?top=1&sort=pid",
 		"/api/history?comm=curl&pid=4242", "/api/summary?since=30m&top=2",
 	} {

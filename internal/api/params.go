@@ -2,13 +2,14 @@ package api
 
 import (
 	"fmt"
-	"math"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/bwtracker/bwtracker/internal/timespec"
 )
 
 // Limits on what a query may ask for. Every list the API returns is capped.
@@ -95,114 +96,13 @@ func truncate(s string, n int) string {
 
 func quote(s string) string { return strconv.QuoteToASCII(truncate(s, 64)) }
 
-// ParseDuration accepts Go durations plus days and weeks: 90s, 30m, 1h30m,
-// 7d, 2w, 1.5d. It refuses negative values and anything over MaxWindow.
-func ParseDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, fmt.Errorf("empty duration")
+// parseTime reads a since/until value in the one time grammar (timespec).
+func parseTime(param, s string, now time.Time) (time.Time, error) {
+	t, err := timespec.ParseTime(s, now)
+	if err != nil {
+		return time.Time{}, badParam(param, "%v", err)
 	}
-	if s[0] == '-' || s[0] == '+' {
-		return 0, fmt.Errorf("a duration has no sign: since=1h means one hour ago")
-	}
-	var total float64
-	rest := s
-	for rest != "" {
-		i := 0
-		for i < len(rest) && (rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.') {
-			i++
-		}
-		if i == 0 {
-			return 0, fmt.Errorf("expected a number at %q", truncate(rest, 16))
-		}
-		num, err := strconv.ParseFloat(rest[:i], 64)
-		if err != nil || math.IsNaN(num) || math.IsInf(num, 0) {
-			return 0, fmt.Errorf("bad number %q", truncate(rest[:i], 16))
-		}
-		rest = rest[i:]
-		j := 0
-		for j < len(rest) && !(rest[j] >= '0' && rest[j] <= '9' || rest[j] == '.') {
-			j++
-		}
-		unit := rest[:j]
-		rest = rest[j:]
-		var mult time.Duration
-		switch unit {
-		case "ns":
-			mult = time.Nanosecond
-		case "us", "µs":
-			mult = time.Microsecond
-		case "ms":
-			mult = time.Millisecond
-		case "s":
-			mult = time.Second
-		case "m":
-			mult = time.Minute
-		case "h":
-			mult = time.Hour
-		case "d":
-			mult = 24 * time.Hour
-		case "w":
-			mult = 7 * 24 * time.Hour
-		case "":
-			return 0, fmt.Errorf("missing unit after %s (use s, m, h, d or w)", truncate(strconv.FormatFloat(num, 'g', -1, 64), 16))
-		default:
-			return 0, fmt.Errorf("unknown unit %q (use s, m, h, d or w)", truncate(unit, 8))
-		}
-		total += num * float64(mult)
-		if total > float64(MaxWindow) {
-			return 0, fmt.Errorf("longer than the %s maximum", "10 years")
-		}
-	}
-	return time.Duration(total), nil
-}
-
-var timeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05",
-	"2006-01-02T15:04",
-	"2006-01-02 15:04:05",
-	"2006-01-02 15:04",
-	"2006-01-02",
-}
-
-// ParseTime reads a point in time: a duration ago (1h, 30m, 7d), "now", or
-// an absolute time (RFC3339; without a zone, YYYY-MM-DD[THH:MM[:SS]] is local
-// time).
-func ParseTime(param, s string, now time.Time) (time.Time, error) {
-	if s == "now" {
-		return now, nil
-	}
-	if s != "" && (s[0] >= '0' && s[0] <= '9' || s[0] == '.') && !looksLikeDate(s) {
-		d, err := ParseDuration(s)
-		if err != nil {
-			return time.Time{}, badParam(param, "%s: %v; want a duration ago like 1h, 30m, 7d or an RFC3339 time like 2025-05-01T12:00:00Z", quote(s), err)
-		}
-		return now.Add(-d), nil
-	}
-	for i, l := range timeLayouts {
-		var t time.Time
-		var err error
-		if i == 0 {
-			t, err = time.Parse(l, s)
-		} else {
-			t, err = time.ParseInLocation(l, s, time.Local)
-		}
-		if err == nil {
-			if t.Year() < 1970 || t.Year() > 9999 {
-				return time.Time{}, badParam(param, "%s is out of range (1970 to 9999)", quote(s))
-			}
-			return t, nil
-		}
-	}
-	if s != "" && s[0] == '-' {
-		return time.Time{}, badParam(param, "%s: a duration has no sign: %s=1h means one hour ago", quote(s), param)
-	}
-	return time.Time{}, badParam(param, "%s: want a duration ago like 1h, 30m, 7d, \"now\" or an RFC3339 time like 2025-05-01T12:00:00Z", quote(s))
-}
-
-// looksLikeDate tells 2025-05-01... from 15m: four digits then a dash.
-func looksLikeDate(s string) bool {
-	return len(s) >= 5 && s[4] == '-' && strings.IndexFunc(s[:4], func(r rune) bool { return r < '0' || r > '9' }) < 0
+	return t, nil
 }
 
 // window is a resolved [Since, Until) range.
@@ -214,14 +114,14 @@ type window struct {
 func parseWindow(p params, now time.Time, def time.Duration) (window, error) {
 	w := window{Since: now.Add(-def), Until: now}
 	if s := p.get("since"); s != "" {
-		t, err := ParseTime("since", s, now)
+		t, err := parseTime("since", s, now)
 		if err != nil {
 			return w, err
 		}
 		w.Since = t
 	}
 	if s := p.get("until"); s != "" {
-		t, err := ParseTime("until", s, now)
+		t, err := parseTime("until", s, now)
 		if err != nil {
 			return w, err
 		}
@@ -353,9 +253,9 @@ func parseStep(p params, w window) (time.Duration, error) {
 	if s == "" {
 		return autoStep(w), nil
 	}
-	d, err := ParseDuration(s)
+	d, err := timespec.ParseDuration(s)
 	if err != nil {
-		return 0, badParam("step", "%s: %v; want a duration like 1s, 1m, 1h", quote(s), err)
+		return 0, badParam("step", "%v", err)
 	}
 	if d < time.Second || d%time.Second != 0 {
 		return 0, badParam("step", "%s: want whole seconds, at least 1s", quote(s))

@@ -14,12 +14,21 @@ type (
 
 // Directions and protocols, as in abi.
 const (
-	DirTX    = abi.DirTX
-	DirRX    = abi.DirRX
-	ProtoTCP = abi.ProtoTCP
+	DirTX       = abi.DirTX
+	DirRX       = abi.DirRX
+	ProtoOther  = abi.ProtoOther
+	ProtoTCP    = abi.ProtoTCP
+	ProtoUDP    = abi.ProtoUDP
+	ProtoICMP   = abi.ProtoICMP
+	ProtoRaw    = abi.ProtoRaw
+	ProtoPacket = abi.ProtoPacket
+	ProtoMPTCP  = abi.ProtoMPTCP
 )
 
-const flowKeySize = abi.FlowKeySize
+const (
+	flowKeySize = abi.FlowKeySize
+	flowValSize = abi.FlowValSize
+)
 
 var (
 	dropCauses        = abi.DropCauses()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/report"
 	"github.com/bwtracker/bwtracker/internal/store"
+	"github.com/bwtracker/bwtracker/internal/timespec"
 )
 
 func reportCommand() *cli.Command {
@@ -42,7 +43,7 @@ Examples:
    sudo bwtracker report --comm curl --by remote --format json`,
 		Flags: []cli.Flag{
 			dbFlag(),
-			&cli.StringFlag{Name: "since", Value: "24h", Usage: "start of the window: a duration back from now (30m, 24h, 7d) or a time (RFC3339, 2026-11-27)"},
+			&cli.StringFlag{Name: "since", Value: "24h", Usage: "start of the window: " + timespec.TimeForms},
 			&cli.StringFlag{Name: "until", Usage: "end of the window (default: now); same forms as --since"},
 			&cli.StringSliceFlag{Name: "by", Value: cli.NewStringSlice("process"), Usage: "group by any of: " + strings.Join(store.Dimensions(), ", ") + " (comma-separated)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "table, json or csv"},
@@ -128,7 +129,7 @@ func runReport(c *cli.Context) error {
 	if c.Bool("db-stats") {
 		return printDBStats(c, c.String(flagDB), c.String("format"))
 	}
-	if q.Since, err = report.ParseTime(c.String("since"), now); err != nil {
+	if q.Since, err = timespec.ParseTime(c.String("since"), now); err != nil {
 		return usagef("--since: %v", err)
 	}
 	if kind != "" && !c.IsSet("since") {
@@ -138,7 +139,7 @@ func runReport(c *cli.Context) error {
 		}
 	}
 	if s := c.String("until"); s != "" {
-		if q.Until, err = report.ParseTime(s, now); err != nil {
+		if q.Until, err = timespec.ParseTime(s, now); err != nil {
 			return usagef("--until: %v", err)
 		}
 		if !q.Until.After(q.Since) {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/bwtracker/bwtracker/internal/report"
 	"github.com/bwtracker/bwtracker/internal/store"
+	"github.com/bwtracker/bwtracker/internal/timespec"
 )
 
 // MaintainEvery is how often the daemon rolls up and prunes. Each call is
@@ -55,9 +55,9 @@ func retentionFromFlags(c *cli.Context) (store.Retention, error) {
 		if v == "0" || v == "" {
 			continue
 		}
-		d, err := report.ParseDuration(v)
+		d, err := timespec.ParseDuration(v)
 		if err != nil {
-			return r, usagef("--%s %q: want a duration like 24h, 7d, 2y, or 0 for forever", k.flag, v)
+			return r, usagef("--%s: %v, or 0 for forever", k.flag, err)
 		}
 		if d < time.Minute {
 			return r, usagef("--%s %s: keep at least 1m, or 0 for forever", k.flag, v)

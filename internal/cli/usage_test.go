@@ -24,7 +24,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	cases := [][]string{
 		{"report", "--db", db, "--by", "colour"},
 		{"report", "--db", db, "--format", "xml"},
-		{"report", "--db", db, "--since", "yesterday"},
+		{"report", "--db", db, "--since", "yesteryear"},
 		{"report", "--db", db, "--since", "1h", "--until", "2h"},
 		{"report", "--db", db, "--top", "-3"},
 		{"report", "--db", db, "--no-such-flag"},

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -79,28 +78,5 @@ func TestTableHumanUnitsAndCSVExact(t *testing.T) {
 	}
 	if err := Write(&buf, "xml", []string{store.DimProcess}, nil); err == nil {
 		t.Fatal("xml accepted")
-	}
-}
-
-func TestParseTime(t *testing.T) {
-	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	cases := map[string]time.Time{
-		"1h":                   now.Add(-time.Hour),
-		"7d":                   now.Add(-7 * 24 * time.Hour),
-		"1w2d":                 now.Add(-9 * 24 * time.Hour),
-		"1d12h":                now.Add(-36 * time.Hour),
-		"now":                  now,
-		"2026-11-27T10:00:00Z": time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC),
-	}
-	for in, want := range cases {
-		got, err := ParseTime(in, now)
-		if err != nil || !got.Equal(want) {
-			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "yesterday", "-1h", "1x", "d", "99999999999d"} {
-		if _, err := ParseTime(bad, now); err == nil {
-			t.Errorf("ParseTime(%q) accepted", bad)
-		}
 	}
 }
