@@ -275,7 +275,7 @@ func (s *server) history(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	pts, err := s.q.Series(ctx, store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, Service: q.Service, Container: q.Container}, q.Step)
+	pts, err := s.q.Series(ctx, q.query(0), q.Step)
 	if err != nil {
 		storeFailed(c, err)
 		return
@@ -356,10 +356,7 @@ func (s *server) processes(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	base := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, Service: q.Service, Container: q.Container}
-	pq := base
-	pq.By, pq.Top = []string{store.DimProcess}, q.Top+1
-	rows, err := s.q.Totals(ctx, pq)
+	rows, err := s.q.Totals(ctx, q.query(q.Top+1, store.DimProcess))
 	if err != nil {
 		storeFailed(c, err)
 		return
@@ -375,8 +372,7 @@ func (s *server) processes(c *gin.Context) {
 	}
 	if len(rows) > 0 {
 		// Remote host counts of the listed processes.
-		rq := base
-		rq.By = []string{store.DimProcess, store.DimRemote}
+		rq := q.query(0, store.DimProcess, store.DimRemote)
 		if len(rows) == 1 {
 			rq.PID, rq.Comm = rows[0].PID, rows[0].Comm
 		}
@@ -425,7 +421,7 @@ func (s *server) remotes(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	sq := store.Query{Since: q.Since, Until: q.Until, PID: q.PID, Comm: q.Comm, Service: q.Service, Container: q.Container, By: []string{store.DimRemote}, Top: q.Top + 1}
+	sq := q.query(q.Top+1, store.DimRemote)
 	if q.Protocol {
 		sq.By = append(sq.By, store.DimProtocol)
 	}
@@ -468,10 +464,7 @@ func (s *server) summary(c *gin.Context) {
 	}
 	ctx, cancel := s.queryCtx(c)
 	defer cancel()
-	base := store.Query{Since: q.Since, Until: q.Until, Service: q.Service, Container: q.Container}
-	pq := base
-	pq.By = []string{store.DimProcess}
-	rows, err := s.q.Totals(ctx, pq)
+	rows, err := s.q.Totals(ctx, q.query(0, store.DimProcess))
 	if err != nil {
 		storeFailed(c, err)
 		return
@@ -484,9 +477,7 @@ func (s *server) summary(c *gin.Context) {
 			out.TopProcesses = append(out.TopProcesses, processTotal(r))
 		}
 	}
-	rq := base
-	rq.By, rq.Top = []string{store.DimRemote}, q.Top
-	rr, err := s.q.Totals(ctx, rq)
+	rr, err := s.q.Totals(ctx, q.query(q.Top, store.DimRemote))
 	if err != nil {
 		storeFailed(c, err)
 		return

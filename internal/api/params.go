@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/internal/timespec"
 )
 
@@ -171,22 +172,40 @@ func parseComm(p params) (string, error) {
 	return s, nil
 }
 
-// cgroupFilter is the optional service=/container= filter (a systemd unit,
-// or "runtime:shortid" as in /api/current).
-type cgroupFilter struct {
+// filter is what every history endpoint selects: the window and which
+// processes (pid, comm, service = a systemd unit, container =
+// "runtime:shortid" as in /api/current, or the full id). It is parsed once
+// per request (parseFiltered) and turned into the store's query by query.
+type filter struct {
+	window
+	PID       uint32
+	Comm      string
 	Service   string
 	Container string
 }
 
-func parseCgroup(p params) (cgroupFilter, error) {
-	var f cgroupFilter
+// filterParams are the parameters parseFiltered reads.
+var filterParams = []string{"since", "until", "pid", "comm", "service", "container"}
+
+// parseFiltered checks v against the endpoint's allowed parameters and
+// reads the filter (since defaults to now-def, until to now). An endpoint
+// that does not allow pid or comm leaves them zero (newParams refused them).
+func parseFiltered(v url.Values, now time.Time, def time.Duration, allowed ...string) (params, filter, error) {
+	p, err := newParams(v, allowed...)
+	if err != nil {
+		return p, filter{}, err
+	}
+	var f filter
+	if f.window, err = parseWindow(p, now, def); err != nil {
+		return p, f, err
+	}
 	for _, k := range []string{"service", "container"} {
 		s := p.v.Get(k)
 		if s == "" {
 			continue
 		}
-		if len(s) > maxParamBytes || !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return f, badParam(k, "%s: want a name without control characters", quote(s))
+		if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return p, f, badParam(k, "%s: want a name without control characters", quote(s))
 		}
 		if k == "service" {
 			f.Service = s
@@ -194,7 +213,17 @@ func parseCgroup(p params) (cgroupFilter, error) {
 			f.Container = s
 		}
 	}
-	return f, nil
+	if f.PID, err = parsePID(p); err != nil {
+		return p, f, err
+	}
+	f.Comm, err = parseComm(p)
+	return p, f, err
+}
+
+// query is the store query of this filter, grouped by `by` (none for a
+// series), at most top rows (0 = all).
+func (f filter) query(top int, by ...string) store.Query {
+	return store.Query{Since: f.Since, Until: f.Until, PID: f.PID, Comm: f.Comm, Service: f.Service, Container: f.Container, By: by, Top: top}
 }
 
 // Sort keys of /api/current.
@@ -292,93 +321,48 @@ func parseCurrent(v url.Values, extra ...string) (currentQuery, error) {
 }
 
 type historyQuery struct {
-	window
-	cgroupFilter
+	filter
 	Step time.Duration
-	PID  uint32
-	Comm string
 }
 
 func parseHistory(v url.Values, now time.Time) (historyQuery, error) {
-	p, err := newParams(v, "since", "until", "step", "pid", "comm", "service", "container")
+	p, f, err := parseFiltered(v, now, time.Hour, append(filterParams, "step")...)
+	q := historyQuery{filter: f}
 	if err != nil {
-		return historyQuery{}, err
-	}
-	var q historyQuery
-	if q.window, err = parseWindow(p, now, time.Hour); err != nil {
 		return q, err
 	}
-	if q.cgroupFilter, err = parseCgroup(p); err != nil {
-		return q, err
-	}
-	if q.Step, err = parseStep(p, q.window); err != nil {
-		return q, err
-	}
-	if q.PID, err = parsePID(p); err != nil {
-		return q, err
-	}
-	q.Comm, err = parseComm(p)
+	q.Step, err = parseStep(p, q.window)
 	return q, err
 }
 
 type processesQuery struct {
-	window
-	cgroupFilter
-	Top  int
-	PID  uint32
-	Comm string
+	filter
+	Top int
 }
 
 func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
-	p, err := newParams(v, "since", "until", "top", "pid", "comm", "service", "container")
+	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top")...)
+	q := processesQuery{filter: f}
 	if err != nil {
-		return processesQuery{}, err
-	}
-	var q processesQuery
-	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
 		return q, err
 	}
-	if q.cgroupFilter, err = parseCgroup(p); err != nil {
-		return q, err
-	}
-	if q.Top, err = parseTop(p, DefaultTop); err != nil {
-		return q, err
-	}
-	if q.PID, err = parsePID(p); err != nil {
-		return q, err
-	}
-	q.Comm, err = parseComm(p)
+	q.Top, err = parseTop(p, DefaultTop)
 	return q, err
 }
 
 type remotesQuery struct {
-	window
-	cgroupFilter
+	filter
 	Top      int
-	PID      uint32
-	Comm     string
 	Protocol bool // group by remote and protocol
 }
 
 func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
-	p, err := newParams(v, "since", "until", "top", "pid", "comm", "service", "container", "by")
+	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top", "by")...)
+	q := remotesQuery{filter: f}
 	if err != nil {
-		return remotesQuery{}, err
-	}
-	var q remotesQuery
-	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
-		return q, err
-	}
-	if q.cgroupFilter, err = parseCgroup(p); err != nil {
 		return q, err
 	}
 	if q.Top, err = parseTop(p, DefaultTop); err != nil {
-		return q, err
-	}
-	if q.PID, err = parsePID(p); err != nil {
-		return q, err
-	}
-	if q.Comm, err = parseComm(p); err != nil {
 		return q, err
 	}
 	switch by := p.get("by"); by {
@@ -391,22 +375,16 @@ func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
 	return q, nil
 }
 
+// /api/summary is over all processes: it takes the cgroup filters only.
 type summaryQuery struct {
-	window
-	cgroupFilter
+	filter
 	Top int
 }
 
 func parseSummary(v url.Values, now time.Time) (summaryQuery, error) {
-	p, err := newParams(v, "since", "until", "top", "service", "container")
+	p, f, err := parseFiltered(v, now, 24*time.Hour, "since", "until", "top", "service", "container")
+	q := summaryQuery{filter: f}
 	if err != nil {
-		return summaryQuery{}, err
-	}
-	var q summaryQuery
-	if q.window, err = parseWindow(p, now, 24*time.Hour); err != nil {
-		return q, err
-	}
-	if q.cgroupFilter, err = parseCgroup(p); err != nil {
 		return q, err
 	}
 	q.Top, err = parseTop(p, 5)
