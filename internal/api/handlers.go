@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -242,6 +243,30 @@ func (s *server) current(c *gin.Context) {
 	c.Data(http.StatusOK, "application/json; charset=utf-8", s.currentJSON(s.live.Snapshot(), q))
 }
 
+// historyEndpoint is the shape of every history endpoint: its query is
+// parsed once (a bad one is 400), it needs the store (503 without one), and
+// run answers it under the query timeout (a store error is 503).
+func historyEndpoint[Q any](s *server, parse func(url.Values, time.Time) (Q, error), run func(ctx context.Context, q Q) (any, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		q, err := parse(c.Request.URL.Query(), s.now())
+		if err != nil {
+			badRequest(c, err)
+			return
+		}
+		if !s.needStore(c) {
+			return
+		}
+		ctx, cancel := s.queryCtx(c)
+		defer cancel()
+		body, err := run(ctx, q)
+		if err != nil {
+			storeFailed(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, body)
+	}
+}
+
 // --- /api/history ---------------------------------------------------------
 
 // HistoryPoint is one step of /api/history: bytes within [ts, ts+step).
@@ -264,23 +289,12 @@ type HistoryResponse struct {
 	Points      []HistoryPoint `json:"points"`
 }
 
-func (s *server) history(c *gin.Context) {
-	q, err := parseHistory(c.Request.URL.Query(), s.now())
-	if err != nil {
-		badRequest(c, err)
-		return
-	}
-	if !s.needStore(c) {
-		return
-	}
-	ctx, cancel := s.queryCtx(c)
-	defer cancel()
+func (s *server) history(ctx context.Context, q historyQuery) (any, error) {
 	pts, err := s.q.Series(ctx, q.query(0), q.Step)
 	if err != nil {
-		storeFailed(c, err)
-		return
+		return nil, err
 	}
-	c.JSON(http.StatusOK, denseHistory(q, pts))
+	return denseHistory(q, pts), nil
 }
 
 func denseHistory(q historyQuery, pts []store.Point) HistoryResponse {
@@ -345,21 +359,10 @@ type procID struct {
 	comm  string
 }
 
-func (s *server) processes(c *gin.Context) {
-	q, err := parseProcesses(c.Request.URL.Query(), s.now())
-	if err != nil {
-		badRequest(c, err)
-		return
-	}
-	if !s.needStore(c) {
-		return
-	}
-	ctx, cancel := s.queryCtx(c)
-	defer cancel()
+func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
 	rows, err := s.q.Totals(ctx, q.query(q.Top+1, store.DimProcess))
 	if err != nil {
-		storeFailed(c, err)
-		return
+		return nil, err
 	}
 	out := ProcessesResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), Processes: []ProcessRow{}}
 	if len(rows) > q.Top {
@@ -378,8 +381,7 @@ func (s *server) processes(c *gin.Context) {
 		}
 		rr, err := s.q.Totals(ctx, rq)
 		if err != nil {
-			storeFailed(c, err)
-			return
+			return nil, err
 		}
 		for _, r := range rr {
 			if i, ok := want[procID{r.PID, r.StartNS, r.Comm}]; ok && r.RemoteIP != "" {
@@ -387,7 +389,7 @@ func (s *server) processes(c *gin.Context) {
 			}
 		}
 	}
-	c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // --- /api/remotes -----------------------------------------------------------
@@ -410,25 +412,14 @@ type RemotesResponse struct {
 	Remotes   []RemoteTotal `json:"remotes"`
 }
 
-func (s *server) remotes(c *gin.Context) {
-	q, err := parseRemotes(c.Request.URL.Query(), s.now())
-	if err != nil {
-		badRequest(c, err)
-		return
-	}
-	if !s.needStore(c) {
-		return
-	}
-	ctx, cancel := s.queryCtx(c)
-	defer cancel()
+func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
 	sq := q.query(q.Top+1, store.DimRemote)
 	if q.Protocol {
 		sq.By = append(sq.By, store.DimProtocol)
 	}
 	rows, err := s.q.Totals(ctx, sq)
 	if err != nil {
-		storeFailed(c, err)
-		return
+		return nil, err
 	}
 	out := RemotesResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), PID: q.PID, Comm: q.Comm, Remotes: []RemoteTotal{}}
 	if len(rows) > q.Top {
@@ -437,7 +428,7 @@ func (s *server) remotes(c *gin.Context) {
 	for _, r := range rows {
 		out.Remotes = append(out.Remotes, RemoteTotal{RemoteIP: r.RemoteIP, Protocol: r.Protocol, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
 	}
-	c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // --- /api/summary -----------------------------------------------------------
@@ -453,21 +444,10 @@ type SummaryResponse struct {
 	TopRemotes   []RemoteTotal  `json:"top_remotes"`
 }
 
-func (s *server) summary(c *gin.Context) {
-	q, err := parseSummary(c.Request.URL.Query(), s.now())
-	if err != nil {
-		badRequest(c, err)
-		return
-	}
-	if !s.needStore(c) {
-		return
-	}
-	ctx, cancel := s.queryCtx(c)
-	defer cancel()
+func (s *server) summary(ctx context.Context, q summaryQuery) (any, error) {
 	rows, err := s.q.Totals(ctx, q.query(0, store.DimProcess))
 	if err != nil {
-		storeFailed(c, err)
-		return
+		return nil, err
 	}
 	out := SummaryResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), Processes: len(rows), TopProcesses: []ProcessTotal{}, TopRemotes: []RemoteTotal{}}
 	for i, r := range rows {
@@ -479,13 +459,12 @@ func (s *server) summary(c *gin.Context) {
 	}
 	rr, err := s.q.Totals(ctx, q.query(q.Top, store.DimRemote))
 	if err != nil {
-		storeFailed(c, err)
-		return
+		return nil, err
 	}
 	for _, r := range rr {
 		out.TopRemotes = append(out.TopRemotes, RemoteTotal{RemoteIP: r.RemoteIP, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
 	}
-	c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // --- /api/status ------------------------------------------------------------
