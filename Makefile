@@ -56,7 +56,7 @@ test: bwtracker .test-deps.stamp test-cgofree
 # The cgo-free core: these packages vet and pass their unit tests with
 # CGO_ENABLED=0, so without libbpf, clang or root. Only internal/bpf (the
 # loader) links libbpf; a package here that reaches it breaks this target.
-CGOFREE_PKGS := ./internal/api/... ./internal/store/... ./internal/report/... ./internal/live/... ./internal/bpf/abi/... ./internal/timespec/...
+CGOFREE_PKGS := ./internal/api/... ./internal/store/... ./internal/report/... ./internal/live/... ./internal/bpf/abi/... ./internal/timespec/... ./internal/apiclient/...
 test-cgofree:
 	CGO_ENABLED=0 $(GO) vet $(CGOFREE_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 -short $(CGOFREE_PKGS)

@@ -285,7 +285,7 @@ func TestProcessesAndRemotes(t *testing.T) {
 	}
 
 	r := decode[RemotesResponse](t, e.do(t, "GET", "/api/remotes?pid=4242&since=1h&by=remote,protocol"))
-	want := []RemoteTotal{{"198.18.0.10", "tcp", 1300, 987688}, {"198.18.0.11", "udp", 100, 200}}
+	want := []RemoteTotal{{RemoteIP: "198.18.0.10", Protocol: "tcp", TxBytes: 1300, RxBytes: 987688}, {RemoteIP: "198.18.0.11", Protocol: "udp", TxBytes: 100, RxBytes: 200}}
 	if fmt.Sprint(r.Remotes) != fmt.Sprint(want) || r.PID != 4242 {
 		t.Errorf("remotes of curl: %+v, want %+v", r.Remotes, want)
 	}

@@ -14,9 +14,24 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/bwtracker/bwtracker/internal/alerts"
+	"github.com/bwtracker/bwtracker/internal/api/wire"
 	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
+)
+
+// The response bodies are defined once, in internal/api/wire (the client
+// in internal/apiclient decodes the same types).
+type (
+	CurrentResponse   = wire.CurrentResponse
+	HistoryPoint      = wire.HistoryPoint
+	HistoryResponse   = wire.HistoryResponse
+	ProcessTotal      = wire.ProcessTotal
+	ProcessRow        = wire.ProcessRow
+	ProcessesResponse = wire.ProcessesResponse
+	RemoteTotal       = wire.RemoteTotal
+	RemotesResponse   = wire.RemotesResponse
+	SummaryResponse   = wire.SummaryResponse
+	StatusResponse    = wire.StatusResponse
 )
 
 // badRequest answers 400 for a ParamError (and anything else the parsers
@@ -57,18 +72,6 @@ func (s *server) queryCtx(c *gin.Context) (context.Context, context.CancelFunc) 
 }
 
 // --- /api/current ---------------------------------------------------------
-
-// CurrentResponse is the body of /api/current and of each stream event.
-type CurrentResponse struct {
-	Time         time.Time       `json:"time"`
-	IntervalMs   int64           `json:"interval_ms"`
-	TxRate       float64         `json:"tx_bytes_per_sec"`
-	RxRate       float64         `json:"rx_bytes_per_sec"`
-	TxBytes      uint64          `json:"tx_bytes"`
-	RxBytes      uint64          `json:"rx_bytes"`
-	ProcessCount int             `json:"process_count"` // before top
-	Processes    []live.ProcRate `json:"processes"`
-}
 
 func (s *server) intervalMs(snap live.Snapshot) int64 {
 	if snap.Interval > 0 {
@@ -269,26 +272,6 @@ func historyEndpoint[Q any](s *server, parse func(url.Values, time.Time) (Q, err
 
 // --- /api/history ---------------------------------------------------------
 
-// HistoryPoint is one step of /api/history: bytes within [ts, ts+step).
-type HistoryPoint struct {
-	TsMs    int64  `json:"ts"`
-	TxBytes uint64 `json:"tx_bytes"`
-	RxBytes uint64 `json:"rx_bytes"`
-}
-
-// HistoryResponse is the body of /api/history. Points are dense: every step
-// of the window is present, zero where nothing was sent.
-type HistoryResponse struct {
-	StepSeconds int64          `json:"step_seconds"`
-	Since       time.Time      `json:"since"`
-	Until       time.Time      `json:"until"`
-	PID         uint32         `json:"pid,omitempty"`
-	Comm        string         `json:"comm,omitempty"`
-	TxBytes     uint64         `json:"tx_bytes"`
-	RxBytes     uint64         `json:"rx_bytes"`
-	Points      []HistoryPoint `json:"points"`
-}
-
 func (s *server) history(ctx context.Context, q historyQuery) (any, error) {
 	pts, err := s.q.Series(ctx, q.query(0), q.Step)
 	if err != nil {
@@ -323,34 +306,8 @@ func denseHistory(q historyQuery, pts []store.Point) HistoryResponse {
 
 // --- /api/processes ---------------------------------------------------------
 
-// ProcessTotal is one process's bytes in a window: the numbers of
-// `bwtracker report --by process` for the same window.
-type ProcessTotal struct {
-	PID     uint32 `json:"pid"`
-	StartNS uint64 `json:"start_ns"`
-	Comm    string `json:"comm"`
-	Exe     string `json:"exe"`
-	UID     uint32 `json:"uid"`
-	TxBytes uint64 `json:"tx_bytes"`
-	RxBytes uint64 `json:"rx_bytes"`
-}
-
-// ProcessRow is one row of /api/processes.
-type ProcessRow struct {
-	ProcessTotal
-	Remotes int `json:"remotes"` // distinct known remote addresses in the window
-}
-
 func processTotal(r store.Row) ProcessTotal {
 	return ProcessTotal{PID: r.PID, StartNS: r.StartNS, Comm: r.Comm, Exe: r.Exe, UID: r.UID, TxBytes: r.TxBytes, RxBytes: r.RxBytes}
-}
-
-// ProcessesResponse is the body of /api/processes.
-type ProcessesResponse struct {
-	Since     time.Time    `json:"since"`
-	Until     time.Time    `json:"until"`
-	Truncated bool         `json:"truncated"` // more rows than top
-	Processes []ProcessRow `json:"processes"`
 }
 
 type procID struct {
@@ -394,24 +351,6 @@ func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
 
 // --- /api/remotes -----------------------------------------------------------
 
-// RemoteTotal is one row of /api/remotes.
-type RemoteTotal struct {
-	RemoteIP string `json:"remote_ip"` // "" when the kernel saw no peer
-	Protocol string `json:"protocol,omitempty"`
-	TxBytes  uint64 `json:"tx_bytes"`
-	RxBytes  uint64 `json:"rx_bytes"`
-}
-
-// RemotesResponse is the body of /api/remotes.
-type RemotesResponse struct {
-	Since     time.Time     `json:"since"`
-	Until     time.Time     `json:"until"`
-	PID       uint32        `json:"pid,omitempty"`
-	Comm      string        `json:"comm,omitempty"`
-	Truncated bool          `json:"truncated"`
-	Remotes   []RemoteTotal `json:"remotes"`
-}
-
 func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
 	sq := q.query(q.Top+1, store.DimRemote)
 	if q.Protocol {
@@ -432,17 +371,6 @@ func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
 }
 
 // --- /api/summary -----------------------------------------------------------
-
-// SummaryResponse is the body of /api/summary.
-type SummaryResponse struct {
-	Since        time.Time      `json:"since"`
-	Until        time.Time      `json:"until"`
-	TxBytes      uint64         `json:"tx_bytes"`
-	RxBytes      uint64         `json:"rx_bytes"`
-	Processes    int            `json:"processes"` // processes with traffic in the window
-	TopProcesses []ProcessTotal `json:"top_processes"`
-	TopRemotes   []RemoteTotal  `json:"top_remotes"`
-}
 
 func (s *server) summary(ctx context.Context, q summaryQuery) (any, error) {
 	rows, err := s.q.Totals(ctx, q.query(0, store.DimProcess))
@@ -468,20 +396,6 @@ func (s *server) summary(ctx context.Context, q summaryQuery) (any, error) {
 }
 
 // --- /api/status ------------------------------------------------------------
-
-// StatusResponse is the body of /api/status: the collector's Status plus
-// what only the server knows.
-type StatusResponse struct {
-	live.Status
-	UptimeSeconds float64 `json:"uptime_seconds"`
-	IntervalMs    int64   `json:"interval_ms"`
-	Listen        string  `json:"listen"`
-	AuthRequired  bool    `json:"auth_required"`
-	Live          bool    `json:"live"`
-	// Alerts: rules loaded, alerts firing, sink deliveries and failures
-	// (absent when the daemon runs without rules).
-	Alerts *alerts.Status `json:"alerts,omitempty"`
-}
 
 func (s *server) status(c *gin.Context) {
 	if _, err := newParams(c.Request.URL.Query()); err != nil {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/bwtracker/bwtracker/internal/api/wire"
 	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/ui"
@@ -145,7 +146,7 @@ func normHost(h string) string {
 
 // fail answers {"error": msg}.
 func fail(c *gin.Context, code int, msg string) {
-	c.AbortWithStatusJSON(code, gin.H{"error": msg})
+	c.AbortWithStatusJSON(code, wire.Error{Error: msg})
 }
 
 // recover turns a panic into a logged 500 instead of a dropped connection.

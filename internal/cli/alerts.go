@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bwtracker/bwtracker/internal/alerts"
+	"github.com/bwtracker/bwtracker/internal/apiclient"
 	"github.com/bwtracker/bwtracker/internal/report"
 )
 
@@ -32,7 +32,7 @@ Examples:
    bwtracker alerts --all --format json | jq '.[] | select(.rule == "big-upload")'`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: DefaultAPIURL, EnvVars: []string{"BWTRACKER_URL"}, Usage: "the daemon's API base `URL` (bwtracker run --listen)"},
-			&cli.StringFlag{Name: "token", EnvVars: []string{"BWTRACKER_TOKEN"}, Usage: "bearer token, when the daemon runs with --auth-token"},
+			&cli.StringFlag{Name: "token", EnvVars: apiclient.TokenEnvVars, Usage: "bearer token, when the daemon runs with --auth-token"},
 			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "include resolved alerts"},
 			&cli.StringFlag{Name: "rule", Usage: "only the alerts of rule `NAME`"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "table or json"},
@@ -60,13 +60,12 @@ func runAlerts(c *cli.Context) error {
 	if r := c.String("rule"); r != "" {
 		q.Set("rule", r)
 	}
-	path := "/api/alerts"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
+	cl, err := apiclient.New(base, c.String("token"), 10*time.Second)
+	if err != nil {
+		return usagef("--url %v", err)
 	}
-	cl := &apiClient{base: base, token: c.String("token"), http: &http.Client{Timeout: 10 * time.Second}}
-	var list []alerts.Alert
-	if err := cl.get(c.Context, path, &list); err != nil {
+	list, err := cl.Alerts(c.Context, q)
+	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	return printAlerts(c.App.Writer, format, list, time.Now())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bwtracker/bwtracker/internal/apiclient"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/internal/version"
 )
@@ -47,6 +48,10 @@ them in SQLite and reports them.
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
+		Before: func(c *cli.Context) error {
+			apiclient.WarnDeprecatedEnv(c.App.ErrWriter)
+			return nil
+		},
 		Flags: []cli.Flag{
 			debugFlag(),
 		},

@@ -1,9 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bwtracker/bwtracker/internal/apiclient"
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -30,7 +30,7 @@ Example:
 		Flags: []cli.Flag{
 			dbFlag(),
 			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8080", Usage: "where a running daemon serves its API (to show its drop counters)"},
-			&cli.StringFlag{Name: "token", EnvVars: []string{"BWTRACKER_AUTH_TOKEN"}, Usage: "the daemon's --auth-token, if it has one"},
+			&cli.StringFlag{Name: "token", EnvVars: apiclient.TokenEnvVars, Usage: "the daemon's --auth-token, if it has one"},
 		},
 		Action: func(c *cli.Context) error {
 			w := c.App.Writer
@@ -135,26 +135,19 @@ Example:
 
 // daemonStatus reports a running daemon's backend and drop counters.
 func daemonStatus(c *cli.Context, say func(bool, string, string)) {
-	req, err := http.NewRequestWithContext(c.Context, http.MethodGet, strings.TrimRight(c.String("url"), "/")+"/api/status", nil)
+	cl, err := apiclient.New(c.String("url"), c.String("token"), 2*time.Second)
 	if err != nil {
+		say(false, "running daemon", "--url "+err.Error())
 		return
 	}
-	if tok := c.String("token"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	cl := &http.Client{Timeout: 2 * time.Second}
-	resp, err := cl.Do(req)
-	if err != nil {
+	st, err := cl.Status(c.Context)
+	var nd *apiclient.NoDaemonError
+	switch {
+	case errors.As(err, &nd):
 		say(true, "running daemon", "none answering at "+c.String("url"))
 		return
-	}
-	defer resp.Body.Close()
-	var st struct {
-		Hook  string            `json:"hook"`
-		Drops map[string]uint64 `json:"drops"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
-		say(false, "running daemon", fmt.Sprintf("%s/api/status answered %s (pass --token if it has one)", c.String("url"), resp.Status))
+	case err != nil:
+		say(false, "running daemon", err.Error())
 		return
 	}
 	var total uint64

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/alerts"
 	"github.com/bwtracker/bwtracker/internal/api"
+	"github.com/bwtracker/bwtracker/internal/apiclient"
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/collector"
@@ -50,7 +51,7 @@ logged and the previous rules stay active.`,
 			&cli.UintFlag{Name: "map-entries", Value: 32768, Usage: "capacity of each kernel flow map (flows per interval); overflow is counted as drops"},
 			&cli.StringFlag{Name: "listen", Value: api.DefaultListen, EnvVars: []string{"BWTRACKER_LISTEN"}, Usage: "`ADDR:PORT` of the web dashboard, REST API and /metrics; a non-loopback address requires --auth-token"},
 			&cli.BoolFlag{Name: "no-web", Usage: "do not serve the dashboard, API or metrics"},
-			&cli.StringFlag{Name: "auth-token", EnvVars: []string{"BWTRACKER_AUTH_TOKEN"}, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request"},
+			&cli.StringFlag{Name: "auth-token", EnvVars: apiclient.TokenEnvVars, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request"},
 			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line)"},
 			&cli.IntFlag{Name: "metrics-top", Value: metrics.DefaultTop, Usage: "Prometheus /metrics: label sets (exe, service, container, protocol) with their own series; the rest are summed into exe=\"other\". There are no pid or remote-address labels: one series per process or peer would swamp Prometheus (ebpf_exporter's maintainers refused per-PID labels for this reason)"},
 			&cli.StringFlag{Name: "rules", EnvVars: []string{"BWTRACKER_RULES"}, Usage: "alert rules and sinks from YAML `FILE` (see README, Alerts); reloaded on SIGHUP and when the file changes; a bad file is refused and the previous rules stay"},

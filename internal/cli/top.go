@@ -3,12 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/api/wire"
+	"github.com/bwtracker/bwtracker/internal/apiclient"
 	"github.com/bwtracker/bwtracker/internal/live"
 	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
@@ -27,7 +26,7 @@ import (
 
 // DefaultAPIURL is where `bwtracker run` serves its API unless --listen
 // says otherwise.
-const DefaultAPIURL = "http://127.0.0.1:8080"
+const DefaultAPIURL = apiclient.DefaultURL
 
 // Sort keys of `top`.
 const (
@@ -57,7 +56,7 @@ Examples:
    BWTRACKER_TOKEN=secret bwtracker top --url http://10.0.0.5:8080`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "url", Value: DefaultAPIURL, EnvVars: []string{"BWTRACKER_URL"}, Usage: "the daemon's API base `URL` (bwtracker run --listen)"},
-			&cli.StringFlag{Name: "token", EnvVars: []string{"BWTRACKER_TOKEN"}, Usage: "bearer token, when the daemon runs with --auth-token"},
+			&cli.StringFlag{Name: "token", EnvVars: apiclient.TokenEnvVars, Usage: "bearer token, when the daemon runs with --auth-token"},
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "refresh every `DURATION` (100ms to 1h)"},
 			&cli.StringFlag{Name: "sort", Value: sortTotal, Usage: "initial sort: rx, tx or total (rate, then bytes)"},
 			&cli.BoolFlag{Name: "once", Usage: "print one snapshot and exit"},
@@ -72,103 +71,10 @@ Examples:
 // which the API serves as is.
 type liveProc = live.ProcRate
 
-// liveSnap mirrors GET /api/current; --once --format json prints it.
-type liveSnap struct {
-	Time       time.Time  `json:"time"`
-	IntervalMs int64      `json:"interval_ms"`
-	TxRate     float64    `json:"tx_bytes_per_sec"`
-	RxRate     float64    `json:"rx_bytes_per_sec"`
-	Processes  []liveProc `json:"processes"`
-}
+// liveSnap is GET /api/current; --once --format json prints it.
+type liveSnap = wire.CurrentResponse
 
-type liveRemote struct {
-	RemoteIP string `json:"remote_ip"`
-	Protocol string `json:"protocol"`
-	TxBytes  uint64 `json:"tx_bytes"`
-	RxBytes  uint64 `json:"rx_bytes"`
-}
-
-// apiClient talks to the daemon.
-type apiClient struct {
-	base  string
-	token string
-	http  *http.Client
-}
-
-// errNoDaemon says nobody answers at the URL.
-type errNoDaemon struct {
-	url string
-	err error
-}
-
-func (e errNoDaemon) Error() string {
-	return fmt.Sprintf("no bwtracker daemon answers at %s (%v): start one with `sudo bwtracker run` (it serves the API on %s), or point --url at the one you run",
-		e.url, e.err, strings.TrimPrefix(DefaultAPIURL, "http://"))
-}
-
-func (a *apiClient) get(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
-	if err != nil {
-		return err
-	}
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.http.Do(req)
-	if err != nil {
-		var ne net.Error
-		var oe *net.OpError
-		if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-			return errNoDaemon{a.base, unwrapURL(err)}
-		}
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("the daemon at %s refused the request (%s): pass its token with --token or BWTRACKER_TOKEN", a.base, resp.Status)
-	case resp.StatusCode != http.StatusOK:
-		var e struct {
-			Error string `json:"error"`
-		}
-		json.Unmarshal(body, &e)
-		if e.Error == "" {
-			e.Error = strings.TrimSpace(string(body[:min(len(body), 200)]))
-		}
-		return fmt.Errorf("%s%s: %s: %s", a.base, path, resp.Status, e.Error)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s%s answered something that is not the bwtracker API (%v): check --url", a.base, path, err)
-	}
-	return nil
-}
-
-func unwrapURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
-func (a *apiClient) current(ctx context.Context) (liveSnap, error) {
-	var s liveSnap
-	err := a.get(ctx, "/api/current", &s)
-	return s, err
-}
-
-func (a *apiClient) remotes(ctx context.Context, pid uint32) ([]liveRemote, error) {
-	var r struct {
-		Remotes []liveRemote `json:"remotes"`
-	}
-	err := a.get(ctx, "/api/remotes?pid="+strconv.FormatUint(uint64(pid), 10)+"&by=remote,protocol&top=50", &r)
-	return r.Remotes, err
-}
+type liveRemote = wire.RemoteTotal
 
 func sortProcs(ps []liveProc, key string) {
 	rate := func(p liveProc) (float64, uint64) {
@@ -222,8 +128,11 @@ func runTop(c *cli.Context) error {
 	if format != "table" && format != "json" {
 		return usagef("--format %q: valid are table, json", format)
 	}
-	api := &apiClient{base: base, token: c.String("token"), http: &http.Client{Timeout: max(2*time.Second, interval)}}
-	snap, err := api.current(c.Context)
+	api, err := apiclient.New(base, c.String("token"), max(2*time.Second, interval))
+	if err != nil {
+		return usagef("--url %v", err)
+	}
+	snap, err := api.Current(c.Context)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -262,7 +171,7 @@ func printSnapshot(w io.Writer, format string, snap liveSnap) error {
 
 // topView is the interactive screen.
 type topView struct {
-	api      *apiClient
+	api      *apiclient.Client
 	key      string
 	interval time.Duration
 	res      *report.Resolver
@@ -372,7 +281,7 @@ func (v *topView) poll(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			snap, err := v.api.current(ctx)
+			snap, err := v.api.Current(ctx)
 			v.mu.Lock()
 			if err != nil {
 				v.errMsg = err.Error()
@@ -391,7 +300,7 @@ func (v *topView) poll(ctx context.Context) {
 		}
 		v.mu.Unlock()
 		if pid != 0 {
-			rem, err := v.api.remotes(ctx, pid)
+			rem, err := v.api.Remotes(ctx, pid, 50)
 			v.mu.Lock()
 			v.rem, v.remPID, v.remErr = rem, pid, ""
 			if err != nil {
@@ -483,7 +392,7 @@ func (v *topView) draw() {
 	if errMsg != "" {
 		fmt.Fprintf(v.status, "[red]%s; retrying[-]", tview.Escape(errMsg))
 	} else {
-		fmt.Fprintf(v.status, "[gray]%s every %s[-]", v.api.base, v.interval)
+		fmt.Fprintf(v.status, "[gray]%s every %s[-]", v.api.URL(), v.interval)
 	}
 }
 

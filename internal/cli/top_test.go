@@ -93,6 +93,19 @@ func TestTopOnceJSON(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "--token") {
 		t.Fatalf("no token: exit %d, %q", code, stderr)
 	}
+
+	// One token variable for every command; the old name still works, with
+	// a deprecation line.
+	t.Setenv("BWTRACKER_TOKEN", "s3cret")
+	if code, _, stderr = runCLI("top", "--once", "--url", srv.URL); code != 0 || strings.Contains(stderr, "deprecated") {
+		t.Fatalf("BWTRACKER_TOKEN: exit %d, %q", code, stderr)
+	}
+	t.Setenv("BWTRACKER_TOKEN", "")
+	os.Unsetenv("BWTRACKER_TOKEN") // t.Setenv restores it
+	t.Setenv("BWTRACKER_AUTH_TOKEN", "s3cret")
+	if code, _, stderr = runCLI("top", "--once", "--url", srv.URL); code != 0 || !strings.Contains(stderr, "BWTRACKER_AUTH_TOKEN is deprecated: set BWTRACKER_TOKEN") {
+		t.Fatalf("BWTRACKER_AUTH_TOKEN: exit %d, %q", code, stderr)
+	}
 }
 
 func TestTopNoDaemonSaysHowToStartOne(t *testing.T) {

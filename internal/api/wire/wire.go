@@ -1,0 +1,118 @@
+// Package wire defines the JSON bodies of bwtracker's HTTP API once: the
+// server (internal/api) encodes them and the client (internal/apiclient,
+// used by `top`, `check` and `alerts`) decodes them. It is cgo-free and
+// holds no behaviour.
+package wire
+
+import (
+	"time"
+
+	"github.com/bwtracker/bwtracker/internal/alerts"
+	"github.com/bwtracker/bwtracker/internal/live"
+)
+
+// Error is the body of every 4xx/5xx answer.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// CurrentResponse is the body of /api/current and of each stream event.
+type CurrentResponse struct {
+	Time         time.Time       `json:"time"`
+	IntervalMs   int64           `json:"interval_ms"`
+	TxRate       float64         `json:"tx_bytes_per_sec"`
+	RxRate       float64         `json:"rx_bytes_per_sec"`
+	TxBytes      uint64          `json:"tx_bytes"`
+	RxBytes      uint64          `json:"rx_bytes"`
+	ProcessCount int             `json:"process_count"` // before top
+	Processes    []live.ProcRate `json:"processes"`
+}
+
+// HistoryPoint is one step of /api/history: bytes within [ts, ts+step).
+type HistoryPoint struct {
+	TsMs    int64  `json:"ts"`
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
+}
+
+// HistoryResponse is the body of /api/history. Points are dense: every step
+// of the window is present, zero where nothing was sent.
+type HistoryResponse struct {
+	StepSeconds int64          `json:"step_seconds"`
+	Since       time.Time      `json:"since"`
+	Until       time.Time      `json:"until"`
+	PID         uint32         `json:"pid,omitempty"`
+	Comm        string         `json:"comm,omitempty"`
+	TxBytes     uint64         `json:"tx_bytes"`
+	RxBytes     uint64         `json:"rx_bytes"`
+	Points      []HistoryPoint `json:"points"`
+}
+
+// ProcessTotal is one process's bytes in a window: the numbers of
+// `bwtracker report --by process` for the same window.
+type ProcessTotal struct {
+	PID     uint32 `json:"pid"`
+	StartNS uint64 `json:"start_ns"`
+	Comm    string `json:"comm"`
+	Exe     string `json:"exe"`
+	UID     uint32 `json:"uid"`
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
+}
+
+// ProcessRow is one row of /api/processes.
+type ProcessRow struct {
+	ProcessTotal
+	Remotes int `json:"remotes"` // distinct known remote addresses in the window
+}
+
+// ProcessesResponse is the body of /api/processes.
+type ProcessesResponse struct {
+	Since     time.Time    `json:"since"`
+	Until     time.Time    `json:"until"`
+	Truncated bool         `json:"truncated"` // more rows than top
+	Processes []ProcessRow `json:"processes"`
+}
+
+// RemoteTotal is one row of /api/remotes.
+type RemoteTotal struct {
+	RemoteIP string `json:"remote_ip"` // "" when the kernel saw no peer
+	Protocol string `json:"protocol,omitempty"`
+	TxBytes  uint64 `json:"tx_bytes"`
+	RxBytes  uint64 `json:"rx_bytes"`
+}
+
+// RemotesResponse is the body of /api/remotes.
+type RemotesResponse struct {
+	Since     time.Time     `json:"since"`
+	Until     time.Time     `json:"until"`
+	PID       uint32        `json:"pid,omitempty"`
+	Comm      string        `json:"comm,omitempty"`
+	Truncated bool          `json:"truncated"`
+	Remotes   []RemoteTotal `json:"remotes"`
+}
+
+// SummaryResponse is the body of /api/summary.
+type SummaryResponse struct {
+	Since        time.Time      `json:"since"`
+	Until        time.Time      `json:"until"`
+	TxBytes      uint64         `json:"tx_bytes"`
+	RxBytes      uint64         `json:"rx_bytes"`
+	Processes    int            `json:"processes"` // processes with traffic in the window
+	TopProcesses []ProcessTotal `json:"top_processes"`
+	TopRemotes   []RemoteTotal  `json:"top_remotes"`
+}
+
+// StatusResponse is the body of /api/status: the collector's Status plus
+// what only the server knows.
+type StatusResponse struct {
+	live.Status
+	UptimeSeconds float64 `json:"uptime_seconds"`
+	IntervalMs    int64   `json:"interval_ms"`
+	Listen        string  `json:"listen"`
+	AuthRequired  bool    `json:"auth_required"`
+	Live          bool    `json:"live"`
+	// Alerts: rules loaded, alerts firing, sink deliveries and failures
+	// (absent when the daemon runs without rules).
+	Alerts *alerts.Status `json:"alerts,omitempty"`
+}
