@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-deps test-unit test-cgofree bench bench-history bench-api vmlinux clean install uninstall ui
+.PHONY: all deps test test-deps test-unit test-cgofree bench bench-history bench-api bench-anomaly vmlinux clean install uninstall ui
 
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
@@ -56,7 +56,7 @@ test: bwtracker .test-deps.stamp test-cgofree
 # The cgo-free core: these packages vet and pass their unit tests with
 # CGO_ENABLED=0, so without libbpf, clang or root. Only internal/bpf (the
 # loader) links libbpf; a package here that reaches it breaks this target.
-CGOFREE_PKGS := ./internal/api/... ./internal/store/... ./internal/report/... ./internal/live/... ./internal/bpf/abi/... ./internal/timespec/... ./internal/apiclient/...
+CGOFREE_PKGS := ./internal/api/... ./internal/alerts/... ./internal/store/... ./internal/report/... ./internal/live/... ./internal/bpf/abi/... ./internal/timespec/... ./internal/apiclient/...
 test-cgofree:
 	CGO_ENABLED=0 $(GO) vet $(CGOFREE_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 -short $(CGOFREE_PKGS)
@@ -67,6 +67,11 @@ test-unit: $(BPF_OBJ) ui/dist/index.html
 # Tracker overhead (root): msgs/s off vs on, daemon CPU.
 bench: bwtracker
 	./scripts/bench.sh
+
+# Anomaly detector: precision/recall per sensitivity on synthetic 8-week
+# histories with injected anomalies (internal/alerts/bench_anomaly_test.go).
+bench-anomaly:
+	$(GO) test -run '^$$' -bench BenchmarkAnomalyReplay -benchtime 1x ./internal/alerts/
 
 # 30 days of synthetic history through the real rollup code.
 bench-history: bwtracker

@@ -13,19 +13,34 @@ const (
 	SensHigh   = "high"
 )
 
-// sensParams: the threshold is max(Floor, median + K*sigma, median*Ratio),
-// sigma being the MAD scaled to a normal's standard deviation (x1.4826).
+// sensParams: the threshold is the largest of
+//
+//   - Floor: quiet apps must move at least this much in an hour;
+//   - the log-normal model: exp(median(log v) + K*sigma(log v)), where v is
+//     an hour's bytes (+64 KiB, so idle hours are not -Inf) and sigma the
+//     MAD of log v scaled to a normal's standard deviation (x1.4826), at
+//     least MinSigma. Traffic is multiplicative noise: a browser's busy
+//     hour is a few times its median hour, not a few MiB more, so spread
+//     is measured as a ratio;
+//   - PeakRatio times the largest value seen around this hour (±1 h) on the
+//     past days and weeks: what the app already did recently at about this
+//     time (a nightly job whose start jitters, a new nightly upload once
+//     its first night was reported) is not news.
 type sensParams struct {
-	K     float64
-	Ratio float64
-	Floor float64 // bytes per hour
+	K         float64
+	MinSigma  float64
+	PeakRatio float64
+	Floor     float64 // bytes per hour
 }
 
 var sensitivities = map[string]sensParams{
-	SensHigh:   {K: 4, Ratio: 2, Floor: 2 << 20},
-	SensMedium: {K: 6, Ratio: 3, Floor: 8 << 20},
-	SensLow:    {K: 10, Ratio: 5, Floor: 32 << 20},
+	SensHigh:   {K: 3, MinSigma: 0.25, PeakRatio: 1.5, Floor: 2 << 20},
+	SensMedium: {K: 4, MinSigma: 0.3, PeakRatio: 2, Floor: 8 << 20},
+	SensLow:    {K: 6, MinSigma: 0.3, PeakRatio: 3, Floor: 32 << 20},
 }
+
+// logEps is added to an hour's bytes before taking its log.
+const logEps = 64 << 10
 
 // Baseline constants (see the package doc).
 const (
@@ -36,7 +51,7 @@ const (
 	// WarmUp: an app must have history this old before it may fire.
 	WarmUp = 7 * 24 * time.Hour
 	// minSamples is the fewest baseline hours a threshold is computed from.
-	minSamples = 5
+	minSamples = 15
 )
 
 // HourValue is one app's bytes in one clock hour (UTC bucket start), as the
@@ -119,10 +134,14 @@ func (b *Baseline) Threshold(app string, hour time.Time, sens string) (thr, mid 
 		return 0, 0, false
 	}
 	m := b.hours[app]
-	samples := make([]float64, 0, BaselineWeeks+BaselineDays)
+	samples := make([]float64, 0, 3*(BaselineWeeks+BaselineDays))
+	peak := 0.0
 	add := func(x int64) {
-		if x >= first && x < b.last && x < h {
-			samples = append(samples, m[x])
+		for _, y := range [3]int64{x - 1, x, x + 1} {
+			if y >= first && y < b.last && y < h {
+				samples = append(samples, m[y])
+				peak = math.Max(peak, m[y])
+			}
 		}
 	}
 	for w := int64(1); w <= BaselineWeeks; w++ {
@@ -137,12 +156,18 @@ func (b *Baseline) Threshold(app string, hour time.Time, sens string) (thr, mid 
 		return 0, 0, false
 	}
 	med := median(samples)
-	dev := make([]float64, len(samples))
-	for i, s := range samples {
-		dev[i] = math.Abs(s - med)
+	logs := make([]float64, len(samples))
+	for i, v := range samples {
+		logs[i] = math.Log(v + logEps)
 	}
-	sigma := 1.4826 * median(dev)
-	thr = math.Max(p.Floor, math.Max(med+p.K*sigma, med*p.Ratio))
+	ml := median(logs)
+	dev := make([]float64, len(logs))
+	for i, l := range logs {
+		dev[i] = math.Abs(l - ml)
+	}
+	sigma := math.Max(p.MinSigma, 1.4826*median(dev))
+	model := math.Exp(ml+p.K*sigma) - logEps
+	thr = math.Max(math.Max(p.Floor, p.PeakRatio*peak), model)
 	return thr, med, true
 }
 
