@@ -313,10 +313,6 @@ func TestSinksWebhookRetryCommandAlertmanager(t *testing.T) {
 	e.Observe(t0, []Delta{{Comm: "x", TxBytes: 100}})
 	e.Observe(t0.Add(2*time.Second), nil)
 
-	wait := func(what string) {
-		t.Helper()
-	}
-	_ = wait
 	p := <-got
 	if p.Alert.State != StateFiring || p.Alert.Rule != "big" || p.Alert.Value != 100 {
 		t.Fatalf("webhook: %+v", p)
@@ -363,4 +359,53 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 	n := copy(p, s.b)
 	s.b = s.b[n:]
 	return n, nil
+}
+
+type hourHistory struct{ rows []store.AppHour }
+
+func (h hourHistory) Totals(context.Context, store.Query) ([]store.Row, error) { return nil, nil }
+func (h hourHistory) AppHours(context.Context, time.Time, time.Time) ([]store.AppHour, error) {
+	return h.rows, nil
+}
+
+func TestAnomalyRuleUsesHourTier(t *testing.T) {
+	now := time.Now()
+	var rows []store.AppHour
+	// 14 days of 10 MiB/h sent by /usr/bin/rsync.
+	for h := now.Truncate(time.Hour).Add(-14 * 24 * time.Hour); h.Before(now.Truncate(time.Hour)); h = h.Add(time.Hour) {
+		rows = append(rows, store.AppHour{BucketMs: h.UnixMilli(), Exe: "/usr/bin/rsync", Comm: "rsync", TxBytes: 10 << 20})
+	}
+	e := New(Options{History: hourHistory{rows}})
+	e.Start(context.Background())
+	defer e.Close(time.Second)
+	e.SetConfig(Config{Rules: []Rule{mustRule(t, "name=odd;kind=anomaly;dir=tx")}}, "test")
+	for i := 0; i < 200; i++ { // the baseline loads in the background
+		e.mu.Lock()
+		ready := e.rules[0].baseline != nil
+		e.mu.Unlock()
+		if ready {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	rsync := func(n uint64) []Delta { return []Delta{{Comm: "rsync", Exe: "/usr/bin/rsync", TxBytes: n}} }
+	e.Observe(now, rsync(20<<20)) // 20 MiB in the last hour: normal-ish
+	if f := firing(e); len(f) != 0 {
+		t.Fatalf("fired at 20 MiB: %+v", f)
+	}
+	e.Observe(now.Add(time.Minute), rsync(100<<20)) // 120 MiB: anomalous
+	f := firing(e)
+	if len(f) != 1 || f[0].Labels["app"] != "rsync" || f[0].Value != 120<<20 || f[0].Threshold < 30<<20 || f[0].Threshold > 40<<20 {
+		t.Fatalf("%+v", f)
+	}
+	// An app without history does not fire (new-app's business).
+	e.Observe(now.Add(2*time.Minute), []Delta{{Comm: "x", Exe: "/tmp/x", TxBytes: 1 << 30}})
+	if f := firing(e); len(f) != 1 {
+		t.Fatalf("unknown app fired: %+v", f)
+	}
+	// An hour later the window is empty: resolved.
+	e.Observe(now.Add(62*time.Minute), nil)
+	if f := firing(e); len(f) != 0 {
+		t.Fatalf("not resolved: %+v", f)
+	}
 }

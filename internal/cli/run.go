@@ -166,7 +166,8 @@ func runDaemon(c *cli.Context) error {
 	// (deferred after the store's Close, so it runs first) on shutdown.
 	stopMaint := startMaintenance(ctx, st, ret, log)
 	defer stopMaint()
-	// SIGHUP: reload the rules (and anything else that hooks reloadOnHUP).
+	// SIGHUP: reload the rules (reloadRules is the hook; other SIGHUP work,
+	// such as a flush, belongs in this loop beside it).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/alerts"
 	"github.com/bwtracker/bwtracker/internal/api/wire"
 	"github.com/bwtracker/bwtracker/internal/apiclient"
 	"github.com/bwtracker/bwtracker/internal/live"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -190,7 +192,40 @@ type topView struct {
 	rem     []liveRemote
 	remPID  uint32
 	remErr  string
+	firing  []alerts.Alert // of the daemon's rules; empty when it has none
 	refresh chan struct{}
+}
+
+// alertRules names the firing alerts whose labels match the process (app,
+// comm, exe, service, container; other labels are not compared).
+func alertRules(p liveProc, firing []alerts.Alert) []string {
+	var out []string
+	for _, a := range firing {
+		compared, ok := 0, true
+		for k, v := range a.Labels {
+			var have string
+			switch k {
+			case alerts.KeyApp:
+				have = alerts.AppLabel(p.Exe, p.Comm)
+			case alerts.KeyComm:
+				have = p.Comm
+			case alerts.KeyExe:
+				have = p.Exe
+			case alerts.KeyService:
+				have = p.Service
+			case alerts.KeyContainer:
+				have = p.Container
+			default:
+				continue
+			}
+			compared++
+			ok = ok && have == v
+		}
+		if ok && compared > 0 && !slices.Contains(out, a.Rule) {
+			out = append(out, a.Rule)
+		}
+	}
+	return out
 }
 
 // Screen lets tests run the view on a simulation screen.
@@ -291,6 +326,15 @@ func (v *topView) poll(ctx context.Context) {
 				v.snap = snap
 			}
 			v.mu.Unlock()
+			// Firing alerts mark their processes; a daemon without rules
+			// (or an older one) has none.
+			firing, aerr := v.api.Alerts(ctx, nil)
+			v.mu.Lock()
+			v.firing = nil
+			if aerr == nil {
+				v.firing = firing
+			}
+			v.mu.Unlock()
 		case <-v.refresh:
 		}
 		v.mu.Lock()
@@ -328,6 +372,7 @@ func (v *topView) draw() {
 	snap, key, errMsg := v.snap, v.key, v.errMsg
 	snap.Processes = append([]liveProc(nil), v.snap.Processes...)
 	rem, remPID, remErr := v.rem, v.remPID, v.remErr
+	firing := v.firing
 	v.mu.Unlock()
 	v.shown = snap.Processes
 	mark := func(k string) string {
@@ -338,6 +383,9 @@ func (v *topView) draw() {
 	}
 	fmt.Fprint(v.header.Clear(), fmt.Sprintf("[::b]bwtracker top[::-]  %s  receiving [green]%s[-]  sending [yellow]%s[-]  %d processes  sort: %s\n",
 		snap.Time.Local().Format("15:04:05"), rateStr(snap.RxRate), rateStr(snap.TxRate), len(snap.Processes), key))
+	if len(firing) > 0 {
+		fmt.Fprintf(v.header, "[red::b]%d alert(s) firing[-::-] (! marks the process; `bwtracker alerts`)  ", len(firing))
+	}
 	fmt.Fprint(v.header, "[gray]keys: r received  t sent  s total  ↑/↓ select  q quit[-]")
 	v.table.Clear()
 	hdr := []string{"PID", "COMM", mark(sortRx) + "RECEIVING", mark(sortTx) + "SENDING", mark(sortTotal) + "TOTAL", "RECEIVED", "SENT", "REMOTES", "EXE"}
@@ -348,8 +396,15 @@ func (v *topView) draw() {
 	for i, p := range snap.Processes {
 		cells := []string{strconv.FormatUint(uint64(p.PID), 10), p.Comm, rateStr(p.RxRate), rateStr(p.TxRate), rateStr(p.RxRate + p.TxRate),
 			report.IBytes(p.RxBytes), report.IBytes(p.TxBytes), strconv.Itoa(p.Remotes), p.Exe}
+		rules := alertRules(p, firing)
+		if len(rules) > 0 {
+			cells[1] = "! " + cells[1]
+		}
 		for j, s := range cells {
 			cell := tview.NewTableCell(tview.Escape(s) + "  ")
+			if j == 1 && len(rules) > 0 {
+				cell.SetTextColor(tcell.ColorRed)
+			}
 			if j >= 2 && j <= 7 {
 				cell.SetAlign(tview.AlignRight)
 			}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/bwtracker/bwtracker/internal/alerts"
 	"github.com/bwtracker/bwtracker/internal/testenv"
 	"net"
 	"net/http"
@@ -226,5 +227,20 @@ func TestTopInTmux(t *testing.T) {
 	screen = waitFor("exit", func(s string) bool { return strings.Contains(s, "EXITED") })
 	if !strings.Contains(screen, "EXITED 0") {
 		t.Fatalf("top did not exit 0 on q:\n%s", screen)
+	}
+}
+
+func TestTopMarksProcessesWithFiringAlerts(t *testing.T) {
+	p := liveProc{PID: 7, Comm: "rsync", Exe: "/usr/bin/rsync", Service: "backup.service"}
+	firing := []alerts.Alert{
+		{Rule: "big", Labels: map[string]string{"app": "rsync"}},
+		{Rule: "quota", Labels: map[string]string{"service": "backup.service"}},
+		{Rule: "other", Labels: map[string]string{"app": "curl"}},
+		{Rule: "new", Labels: map[string]string{"app": "rsync", "exe": "/tmp/rsync"}},
+		{Rule: "nolabels", Labels: map[string]string{"user": "root"}},
+	}
+	got := alertRules(p, firing)
+	if strings.Join(got, ",") != "big,quota" {
+		t.Fatalf("got %v", got)
 	}
 }
