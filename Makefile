@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-deps test-unit test-cgofree bench bench-history bench-api bench-anomaly vmlinux clean install uninstall ui
+.PHONY: all deps test test-deps test-unit test-cgofree soak bench bench-history bench-api bench-anomaly vmlinux clean install uninstall ui
 
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
@@ -63,6 +63,11 @@ test-cgofree:
 
 test-unit: $(BPF_OBJ) ui/dist/index.html
 	$(GO) test -race -count=1 -short ./...
+
+# 100 kill -9 cycles at random moments against one database (root): prints
+# the loss per kill. `make test` runs 20.
+soak: bwtracker
+	BWTRACKER_BIN=$(CURDIR)/bwtracker BWT_KILL_CYCLES=100 $(GO) test -count=1 -timeout 60m -run '^TestKill9Cycles$$' -v ./internal/integration/ | grep -E '^(SOAK|--- |ok|FAIL|PASS)|integrity_test'
 
 # Tracker overhead (root): msgs/s off vs on, daemon CPU.
 bench: bwtracker

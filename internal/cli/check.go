@@ -119,7 +119,11 @@ Example:
 					ok = false
 					say(false, "database", err.Error())
 				} else {
-					say(true, "database", fmt.Sprintf("%s (%d bytes)", st.Path(), st.Size()))
+					holder := "no daemon writing it"
+					if pid, _ := store.LockHolder(c.String(flagDB)); pid > 0 {
+						holder = fmt.Sprintf("written by pid %d", pid)
+					}
+					say(true, "database", fmt.Sprintf("%s (%d bytes, %s)", st.Path(), st.Size(), holder))
 					st.Close()
 				}
 			}
@@ -149,6 +153,17 @@ func daemonStatus(c *cli.Context, say func(bool, string, string)) {
 	case err != nil:
 		say(false, "running daemon", err.Error())
 		return
+	}
+	if d := st.DB; d.State != "" { // a daemon older than DBState leaves it empty
+		switch {
+		case d.State == "failing":
+			say(false, "database writes", fmt.Sprintf("FAILING since %s (%s): %d bytes (%d samples) held in memory, %d bytes lost so far; last successful write %s; free disk space or fix the file",
+				d.FailingSince.Local().Format(time.DateTime), d.Error, d.HeldBytes, d.HeldSamples, d.LostBytes, st.LastFlush.Local().Format(time.DateTime)))
+		case d.LostBytes > 0:
+			say(false, "database writes", fmt.Sprintf("ok now, but %d bytes (%d samples) were lost while writes failed", d.LostBytes, d.LostSamples))
+		default:
+			say(true, "database writes", fmt.Sprintf("ok (last %s, %d bytes waiting)", st.LastFlush.Local().Format(time.DateTime), d.HeldBytes))
+		}
 	}
 	var total uint64
 	var parts []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -42,15 +43,25 @@ Examples:
 			},
 			{
 				Name:  "vacuum",
-				Usage: "rewrite the file compactly and switch on incremental auto-vacuum (stops writers meanwhile)",
+				Usage: "rewrite the file compactly and switch on incremental auto-vacuum (daemon stopped)",
 				Description: `Pruned rows free pages inside the file; with incremental auto-vacuum (the
 default for files created by this version) the daemon gives them back to
-the file system as it prunes. Files created before that need this once.`,
+the file system as it prunes. Files created before that need this once.
+
+It needs the database's writer lock: while ` + "`bwtracker run`" + ` holds it, vacuum
+refuses and names the daemon's pid. Stop the daemon, vacuum, start it again.
+Prints the size (file + WAL) before and after; the file never grows.`,
 				UsageText: "sudo bwtracker db vacuum [--db PATH]",
 				Flags:     []cli.Flag{dbFlag()},
 				Action: func(c *cli.Context) error {
 					if c.NArg() > 0 {
 						return usagef("db vacuum takes no arguments (got %q)", c.Args().First())
+					}
+					if c.String(flagDB) == "" {
+						return usagef("--db '': give a file path")
+					}
+					if _, err := os.Stat(c.String(flagDB)); err != nil {
+						return cli.Exit(fmt.Sprintf("database %s: %v (nothing to vacuum)", c.String(flagDB), err), 1)
 					}
 					st, err := store.Open(c.String(flagDB), store.Options{})
 					if err != nil {

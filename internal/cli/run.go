@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/bwtracker/bwtracker/internal/alerts"
@@ -66,6 +67,9 @@ func runDaemon(c *cli.Context) error {
 	if c.NArg() > 0 {
 		return usagef("run takes no arguments (got %q)", c.Args().First())
 	}
+	if c.String(flagDB) == "" {
+		return usagef("--db '': give a file path, or leave --db out to use %s", store.DefaultPath)
+	}
 	interval := c.Duration("interval")
 	if interval < 10*time.Millisecond || interval > time.Hour {
 		return usagef("--interval %s: must be between 10ms and 1h", interval)
@@ -104,11 +108,19 @@ func runDaemon(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("run needs root or the capabilities %s (missing: %s): try `sudo bwtracker run`",
 			"CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN", strings.Join(miss, ", ")), 1)
 	}
+	// The writer lock comes first: a second daemon on this file stops here,
+	// before it touches the database.
 	st, err := store.Open(c.String(flagDB), store.Options{})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer st.Close()
+	for _, p := range st.Repairs() {
+		log.Warn("database file was readable by other users; made it 0600", "file", p)
+	}
+	if l := st.WALLoss(); l != nil {
+		log.Error("DATABASE LOST COMMITTED FLUSHES AT OPEN", "db", st.Path(), "detail", l.String())
+	}
 
 	tr, err := bpf.Load(bpf.Options{Hook: hook, MapEntries: uint32(entries), SelfTGID: uint32(os.Getpid()), Log: log})
 	if err != nil {
@@ -127,15 +139,17 @@ func runDaemon(c *cli.Context) error {
 	exp.SetHook(string(tr.Backend()))
 	exp.SetBuildInfo(version.Version, kernelRelease())
 	col.AddObserver(func(f collector.Flush) { observeMetrics(exp, f, tr.Capacity(), st.Size()) })
+	registerDBGauges(exp.Registry(), col)
 	if webCfg != nil {
 		webCfg.Metrics = exp.Handler()
 	}
-	// The API and the alert engine read through one read-only connection
-	// (opened once: closing a second handle on the file would drop the
-	// writer's locks), so a long query never delays a flush.
+	// The API and the alert engine read through read-only connections, so
+	// a long query never delays a flush. Reader, not a second Open: an
+	// open+close of the file outside SQLite would drop the writer's locks
+	// (store/guard.go); Guard reopens it when it recovers the file.
 	var ro *store.Store
 	if webCfg != nil || loader != nil {
-		if ro, err = store.Open(st.Path(), store.Options{ReadOnly: true}); err != nil {
+		if ro, err = st.Reader(); err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
 		defer ro.Close()
@@ -166,8 +180,8 @@ func runDaemon(c *cli.Context) error {
 	// (deferred after the store's Close, so it runs first) on shutdown.
 	stopMaint := startMaintenance(ctx, st, ret, log)
 	defer stopMaint()
-	// SIGHUP: reload the rules (reloadRules is the hook; other SIGHUP work,
-	// such as a flush, belongs in this loop beside it).
+	// SIGHUP: flush now and keep running (never the default: die
+	// unwritten), and reload the rules.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -177,6 +191,7 @@ func runDaemon(c *cli.Context) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
+				col.FlushNow()
 				reloadRules(loader)
 			}
 		}
@@ -184,7 +199,8 @@ func runDaemon(c *cli.Context) error {
 	if loader != nil {
 		go loader.Watch(ctx, time.Second)
 	}
-	log.Info("tracking", "backend", tr.Backend(), "db", st.Path(), "interval", interval, "kernel", kernelRelease(), "pid", os.Getpid())
+	log.Info("tracking", "backend", tr.Backend(), "db", st.Path(), "interval", interval, "kernel", kernelRelease(), "pid", os.Getpid(),
+		"wal_checkpoint_every", store.CheckpointEvery)
 	errc := make(chan error, 1)
 	go func() { errc <- col.Run(ctx) }()
 	webErr := make(chan error, 1)
@@ -213,6 +229,12 @@ func runDaemon(c *cli.Context) error {
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return cli.Exit(fmt.Sprintf("stopping: %v", err), 1)
+	}
+	if db := col.Status().DB; db.LostBytes > 0 {
+		// The stop itself wrote everything; the loss happened earlier.
+		log.Error("stopped; NOT all counted traffic was written: some was dropped while the database refused writes",
+			"db", st.Path(), "lost_bytes", db.LostBytes, "lost_samples", db.LostSamples)
+		return nil
 	}
 	log.Info("stopped; all counted traffic written", "db", st.Path())
 	return nil
@@ -261,6 +283,32 @@ func alertDeltas(f collector.Flush) []alerts.Delta {
 		out = append(out, d)
 	}
 	return out
+}
+
+// registerDBGauges exports the database write state (collector.DBState).
+func registerDBGauges(reg *prometheus.Registry, col *collector.Collector) {
+	g := func(name, help string, f func(collector.DBState) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(col.Status().DB) })
+	}
+	reg.MustRegister(
+		g("bwtracker_db_write_failing", "1 while writes to the database fail (disk full, read-only file, ...): counted traffic is held in memory.",
+			func(d collector.DBState) float64 {
+				if d.State == "failing" {
+					return 1
+				}
+				return 0
+			}),
+		g("bwtracker_db_backlog_bytes", "Payload bytes counted but not yet written to the database (held in memory while writes fail).",
+			func(d collector.DBState) float64 { return float64(d.HeldBytes) }),
+		g("bwtracker_db_backlog_samples", "Sample rows held in memory, not yet written.",
+			func(d collector.DBState) float64 { return float64(d.HeldSamples) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bwtracker_db_lost_bytes_total",
+			Help: "Payload bytes counted but never written: dropped because the in-memory backlog exceeded its bound while writes failed."},
+			func() float64 { return float64(col.Status().DB.LostBytes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "bwtracker_db_file_events_total",
+			Help: "Times the database file was found deleted or replaced, or its WAL unlinked, while running (each recovered and logged)."},
+			func() float64 { return float64(col.Status().DB.FileEvents) }),
+	)
 }
 
 // observeMetrics hands one flush to the Prometheus exporter.

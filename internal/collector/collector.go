@@ -4,17 +4,34 @@
 //
 // No loss: the kernel side swaps its two flows maps on every drain (see
 // internal/bpf), so increments that land while we read go to the other map
-// and are picked up next time. A failed DB write keeps its rows in memory
-// and retries them on the next flush (bounded; overflow is counted as a
-// drop). On shutdown the programs are detached first, then both maps are
-// drained and written: zero bytes lost on SIGTERM.
+// and are picked up next time. On shutdown the programs are detached first,
+// then both maps are drained and written: zero bytes lost on SIGTERM. A
+// kill -9 loses at most what was drained but not yet committed (one
+// interval) and never writes anything twice: a flush is one transaction,
+// taken off the backlog only after its commit.
+//
+// When the database refuses writes (disk full, file made read-only, ...)
+// the rows stay in a bounded in-memory backlog (Config.MaxBacklog samples);
+// the oldest flushes beyond the bound are dropped and counted as lost
+// samples and lost payload bytes (Status.DB). Writes go on at the drain
+// cadence: while failing, each interval makes one attempt with one piece of
+// the backlog (at most PieceSamples rows), bounded by max(interval/2, 1s);
+// once writes work again the backlog is written oldest first, as much per
+// interval as fits in that time. One log line when writes start failing,
+// one when they resume; Status.LastFlush is the last successful write.
+// SIGTERM writes what fits within ShutdownBudget and says exactly what was
+// lost. Before each flush the store's Guard notices the file deleted or
+// replaced (store/guard.go), and the WAL is checkpointed every
+// store.CheckpointEvery.
 package collector
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +62,25 @@ type Sink interface {
 type Cgroups interface {
 	ResolveMany(ids []uint64) map[uint64]cgroupinfo.Info
 }
+
+// Guarder is implemented by a store that can notice its file deleted or
+// replaced and recover (internal/store.Store.Guard).
+type Guarder interface {
+	Guard(ctx context.Context) (*store.GuardEvent, error)
+}
+
+// Checkpointer is implemented by a store with a WAL to checkpoint.
+type Checkpointer interface {
+	Checkpoint(ctx context.Context) error
+}
+
+// PieceSamples is the most rows one backlog write takes while the database
+// is failing, so a retry stays short.
+const PieceSamples = 2000
+
+// ShutdownBudget bounds the final write on SIGTERM (the systemd unit's stop
+// timeout is 30 s): what is not written by then is reported lost.
+const ShutdownBudget = 10 * time.Second
 
 // CgroupSink is implemented by a store that keeps cgroup names.
 type CgroupSink interface {
@@ -82,6 +118,8 @@ type Config struct {
 	LiveIdle time.Duration
 	// Cgroups, when set, names each sample's cgroup (service, container).
 	Cgroups Cgroups
+	// ShutdownBudget bounds the final write (0 = ShutdownBudget).
+	ShutdownBudget time.Duration
 }
 
 type aggKey struct {
@@ -111,6 +149,15 @@ type liveProc struct {
 type pending struct {
 	ts      time.Time
 	samples []store.Sample
+	bytes   uint64 // tx + rx payload of samples
+}
+
+func sampleBytes(ss []store.Sample) uint64 {
+	var n uint64
+	for i := range ss {
+		n += ss[i].TxBytes + ss[i].RxBytes
+	}
+	return n
 }
 
 // Collector is the drain loop.
@@ -124,8 +171,15 @@ type Collector struct {
 	observers []Observer
 	backlog   []pending
 	backlogN  int
-	lastDrain time.Time
-	lastDrops map[string]uint64
+	backlogB  uint64
+	failing   bool      // the last write attempt failed
+	lastWrite time.Time // last successful write (or nothing to write)
+	lastCkpt  time.Time
+	kick      chan struct{}
+	// lostLogged: the backlog overflowed during this outage (logged once).
+	lostLogged bool
+	lastDrain  time.Time
+	lastDrops  map[string]uint64
 	// cgStored are cgroup ids already written to the store.
 	cgStored map[uint64]bool
 
@@ -145,6 +199,9 @@ func New(cfg Config, src Source, sink Sink, procs *procinfo.Resolver) *Collector
 	if cfg.MaxBacklog <= 0 {
 		cfg.MaxBacklog = 1_000_000
 	}
+	if cfg.ShutdownBudget <= 0 {
+		cfg.ShutdownBudget = ShutdownBudget
+	}
 	if cfg.LiveIdle <= 0 {
 		cfg.LiveIdle = 10 * time.Minute
 	}
@@ -162,12 +219,15 @@ func New(cfg Config, src Source, sink Sink, procs *procinfo.Resolver) *Collector
 		live:      map[liveKey]*liveProc{},
 		userDrops: map[string]uint64{"db_backlog_overflow": 0},
 		subs:      map[chan Snapshot]struct{}{},
+		kick:      make(chan struct{}, 1),
+		lastCkpt:  now,
 	}
 	c.snap = Snapshot{Time: now, Interval: cfg.Interval, Processes: []ProcRate{}}
 	c.status = Status{
 		Version: cfg.Version, Hook: string(src.Backend()), Kernel: cfg.Kernel,
 		Started: now, Interval: cfg.Interval, DBPath: sink.Path(),
 		MapCap: src.Capacity(), Drops: map[string]uint64{},
+		DB: DBState{State: "ok"},
 	}
 	return c
 }
@@ -190,28 +250,67 @@ func (c *Collector) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return c.final()
 		case <-t.C:
-			c.flush(context.Background(), false)
+			c.flush(context.Background(), false, time.Time{})
+		case <-c.kick:
+			c.flush(context.Background(), false, time.Time{})
+			c.log.Info("flushed on request (SIGHUP); still running", "held_samples", c.backlogN)
 		}
 	}
 }
 
+// FlushNow asks Run to drain and write at once (SIGHUP).
+func (c *Collector) FlushNow() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// final detaches, drains and writes everything, retrying a failing write
+// until ShutdownBudget is spent; what is still unwritten then is lost and
+// reported exactly.
 func (c *Collector) final() error {
-	err := c.flush(context.Background(), true)
-	// Retry a failing final write a few times: this is the last chance.
-	for i := 0; i < 5 && c.backlogN > 0; i++ {
-		time.Sleep(store.BusyTimeout / 5)
-		err = c.writeBacklog(context.Background())
+	deadline := time.Now().Add(c.cfg.ShutdownBudget)
+	err := c.flush(context.Background(), true, deadline)
+	for c.backlogN > 0 && time.Now().Before(deadline) {
+		time.Sleep(min(200*time.Millisecond, time.Until(deadline)))
+		if time.Now().After(deadline) {
+			break
+		}
+		err = c.writeBacklog(context.Background(), deadline)
 	}
 	if c.backlogN > 0 {
-		c.log.Error("could not write the last samples to the database; they are lost", "samples", c.backlogN, "err", err)
-		return err
+		var tx, rx uint64
+		for _, p := range c.backlog {
+			for i := range p.samples {
+				tx += p.samples[i].TxBytes
+				rx += p.samples[i].RxBytes
+			}
+		}
+		c.mu.Lock()
+		c.status.DB.LostSamples += uint64(c.backlogN)
+		c.status.DB.LostBytes += tx + rx
+		c.status.DB.HeldSamples, c.status.DB.HeldBytes = 0, 0
+		c.mu.Unlock()
+		c.log.Error("could not write the last counted traffic to the database before stopping; it is lost",
+			"samples", c.backlogN, "tx_bytes", tx, "rx_bytes", rx, "tried_for", c.cfg.ShutdownBudget, "err", err)
+		return fmt.Errorf("%d bytes of counted traffic (tx %d, rx %d; %d samples) could not be written: %w", tx+rx, tx, rx, c.backlogN, err)
 	}
 	return nil
 }
 
-// flush drains once (or detaches and drains everything when last).
-func (c *Collector) flush(ctx context.Context, last bool) error {
+// writeBudget bounds one interval's writes while the database fails.
+func (c *Collector) writeBudget() time.Duration {
+	return max(c.cfg.Interval/2, time.Second)
+}
+
+// flush drains once (or detaches and drains everything when last) and
+// writes what it can before deadline (zero: now + writeBudget).
+func (c *Collector) flush(ctx context.Context, last bool, deadline time.Time) error {
 	start := time.Now()
+	if deadline.IsZero() {
+		deadline = start.Add(c.writeBudget())
+	}
 	// Rows are per remote address: per-port rows would multiply the
 	// database by the number of ports a process talks to. The port is kept
 	// when it is the only one.
@@ -274,19 +373,32 @@ func (c *Collector) flush(ctx context.Context, last bool) error {
 	cgs := c.resolveCgroups(ctx, samples)
 
 	if len(samples) > 0 {
-		c.backlog = append(c.backlog, pending{ts: now, samples: samples})
+		p := pending{ts: now, samples: samples, bytes: sampleBytes(samples)}
+		c.backlog = append(c.backlog, p)
 		c.backlogN += len(samples)
+		c.backlogB += p.bytes
 	}
-	for c.backlogN > c.cfg.MaxBacklog && len(c.backlog) > 1 {
-		c.backlogN -= len(c.backlog[0].samples)
-		c.mu.Lock()
-		c.userDrops["db_backlog_overflow"] += uint64(len(c.backlog[0].samples))
-		c.mu.Unlock()
-		c.backlog = c.backlog[1:]
-	}
+	c.trimBacklog()
 	wstart := time.Now()
-	werr := c.writeBacklog(ctx)
+	werr := c.guard(ctx)
+	if werr == nil {
+		werr = c.writeBacklog(ctx, deadline)
+	}
+	if werr == nil && len(c.backlog) == 0 {
+		c.lastWrite = now
+	}
+	if werr == nil && !last && now.Sub(c.lastCkpt) >= store.CheckpointEvery {
+		c.lastCkpt = now
+		if cp, ok := c.sink.(Checkpointer); ok {
+			if err := cp.Checkpoint(ctx); err != nil {
+				c.log.Warn("checkpointing the WAL into the database", "err", err)
+			}
+		}
+	}
 	wdur := time.Since(wstart)
+	c.mu.Lock()
+	c.status.DB.HeldSamples, c.status.DB.HeldBytes = c.backlogN, c.backlogB
+	c.mu.Unlock()
 
 	drops := c.drops()
 	c.updateLive(now, elapsed, samples, cgs, n, werr, drops)
@@ -336,22 +448,116 @@ func (c *Collector) resolveCgroups(ctx context.Context, samples []store.Sample) 
 	return infos
 }
 
-// writeBacklog writes pending flushes oldest first, each in its own
-// transaction; it stops at the first failure and keeps the rest.
-func (c *Collector) writeBacklog(ctx context.Context) error {
-	for len(c.backlog) > 0 {
+// trimBacklog drops the oldest pending flushes beyond MaxBacklog and
+// counts them as lost (samples and payload bytes).
+func (c *Collector) trimBacklog() {
+	for c.backlogN > c.cfg.MaxBacklog && len(c.backlog) > 1 {
 		p := c.backlog[0]
-		if err := c.sink.Write(ctx, p.ts, p.samples); err != nil {
-			c.mu.Lock()
-			c.status.FlushErrs++
-			c.mu.Unlock()
-			c.log.Warn("database write failed; keeping the samples to retry next interval", "pending", c.backlogN, "err", err)
+		c.backlog = c.backlog[1:]
+		c.backlogN -= len(p.samples)
+		c.backlogB -= p.bytes
+		c.mu.Lock()
+		first := !c.lostLogged
+		c.lostLogged = true
+		c.userDrops["db_backlog_overflow"] += uint64(len(p.samples))
+		c.status.DB.LostSamples += uint64(len(p.samples))
+		c.status.DB.LostBytes += p.bytes
+		lost := c.status.DB.LostBytes
+		c.mu.Unlock()
+		if first {
+			c.log.Error("database backlog full: dropping the oldest counted traffic (db.lost_bytes in /api/status counts it)",
+				"bound_samples", c.cfg.MaxBacklog, "lost_bytes", lost)
+		}
+	}
+}
+
+// guard lets the store check its file (deleted, replaced, WAL unlinked).
+func (c *Collector) guard(ctx context.Context) error {
+	g, ok := c.sink.(Guarder)
+	if !ok {
+		return nil
+	}
+	ev, err := g.Guard(ctx)
+	if ev != nil {
+		c.mu.Lock()
+		c.status.DB.FileEvents++
+		c.mu.Unlock()
+		c.cgStored = map[uint64]bool{} // the file may not have them
+		c.log.Error("DATABASE FILE "+strings.ToUpper(ev.What)+" WHILE RUNNING", "db", c.sink.Path(), "action", ev.Msg, "err", err)
+	}
+	if err != nil {
+		c.setFailing(err)
+	}
+	return err
+}
+
+// writeBacklog writes pending flushes oldest first, each in its own
+// transaction, until deadline; it stops at the first failure and keeps the
+// rest. While failing it makes one attempt, with at most PieceSamples rows
+// and bounded by deadline.
+func (c *Collector) writeBacklog(ctx context.Context, deadline time.Time) error {
+	for len(c.backlog) > 0 {
+		if c.failing && len(c.backlog[0].samples) > PieceSamples {
+			p := c.backlog[0]
+			head := pending{ts: p.ts, samples: p.samples[:PieceSamples:PieceSamples]}
+			tail := pending{ts: p.ts, samples: p.samples[PieceSamples:]}
+			head.bytes, tail.bytes = sampleBytes(head.samples), sampleBytes(tail.samples)
+			c.backlog = append([]pending{head, tail}, c.backlog[1:]...)
+		}
+		p := c.backlog[0]
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if c.failing {
+			wctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		err := c.sink.Write(wctx, p.ts, p.samples)
+		cancel()
+		if err != nil {
+			c.setFailing(err)
 			return err
 		}
 		c.backlog = c.backlog[1:]
 		c.backlogN -= len(p.samples)
+		c.backlogB -= p.bytes
+		c.lastWrite = time.Now()
+		c.setOK()
+		if time.Now().After(deadline) {
+			return nil // the rest next interval: keep the drain cadence
+		}
 	}
 	return nil
+}
+
+// setFailing records a failed write; it logs only when writes start failing.
+func (c *Collector) setFailing(err error) {
+	c.mu.Lock()
+	c.status.FlushErrs++
+	c.status.DB.State = "failing"
+	c.status.DB.Error = err.Error()
+	if !c.failing {
+		c.status.DB.FailingSince = time.Now()
+	}
+	c.mu.Unlock()
+	if !c.failing {
+		c.failing = true
+		c.log.Error("database writes failing; holding counted traffic in memory and retrying every interval",
+			"db", c.sink.Path(), "held_samples", c.backlogN, "held_bytes", c.backlogB, "bound_samples", c.cfg.MaxBacklog, "err", err)
+	}
+}
+
+// setOK records a successful write; it logs when writes resume.
+func (c *Collector) setOK() {
+	if !c.failing {
+		return
+	}
+	c.failing = false
+	c.lostLogged = false
+	c.mu.Lock()
+	since := c.status.DB.FailingSince
+	c.status.DB.State, c.status.DB.Error, c.status.DB.FailingSince = "ok", "", time.Time{}
+	lost := c.status.DB.LostBytes
+	c.mu.Unlock()
+	c.log.Info("database writes resumed; writing the held traffic", "db", c.sink.Path(), "failed_for", time.Since(since).Round(time.Millisecond),
+		"held_samples", c.backlogN, "held_bytes", c.backlogB, "lost_bytes_so_far", lost)
 }
 
 // drops merges kernel and user-space drop counters and logs growth once
@@ -371,6 +577,9 @@ func (c *Collector) drops() map[string]uint64 {
 	}
 	c.mu.Unlock()
 	for k, v := range out {
+		if k == "db_backlog_overflow" {
+			continue // logged by trimBacklog, once per outage
+		}
 		if v > c.lastDrops[k] {
 			c.log.Warn("increments dropped", "cause", k, "new", v-c.lastDrops[k], "total", v)
 		}
@@ -444,7 +653,7 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 	})
 	snap.Processes = procs
 	c.snap = snap
-	c.status.LastFlush = now
+	c.status.LastFlush = c.lastWrite
 	c.status.MapPeak = entries
 	c.status.Drops = drops
 	for ch := range c.subs {

@@ -1,9 +1,12 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +101,7 @@ func TestAggregatesDirectionsAndPorts(t *testing.T) {
 	src.add(10, "curl", "198.18.0.1", 443, bpf.DirRX, 5000)
 	src.add(10, "curl", "198.18.0.2", 53, bpf.DirTX, 40)
 	src.add(10, "curl", "198.18.0.2", 5353, bpf.DirTX, 60)
-	if err := c.flush(context.Background(), false); err != nil {
+	if err := c.flush(context.Background(), false, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if len(sink.writes) != 1 || len(sink.writes[0]) != 2 {
@@ -129,11 +132,11 @@ func TestWriteFailureKeepsRows(t *testing.T) {
 	c, src, sink := newTest()
 	sink.fail = true
 	src.add(1, "a", "::1", 1, bpf.DirTX, 7)
-	if err := c.flush(context.Background(), false); err == nil {
+	if err := c.flush(context.Background(), false, time.Time{}); err == nil {
 		t.Fatal("expected a write error")
 	}
 	src.add(1, "a", "::1", 1, bpf.DirTX, 8)
-	c.flush(context.Background(), false)
+	c.flush(context.Background(), false, time.Time{})
 	if tx, _, _ := sink.totals(); tx != 0 {
 		t.Fatalf("written while failing: %d", tx)
 	}
@@ -142,7 +145,7 @@ func TestWriteFailureKeepsRows(t *testing.T) {
 	}
 	sink.fail = false
 	src.add(1, "a", "::1", 1, bpf.DirTX, 9)
-	if err := c.flush(context.Background(), false); err != nil {
+	if err := c.flush(context.Background(), false, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	if tx, _, _ := sink.totals(); tx != 24 {
@@ -159,7 +162,7 @@ func TestBacklogOverflowIsCounted(t *testing.T) {
 	c := New(Config{Interval: time.Second, MaxBacklog: 2}, src, sink, procinfo.New(t0Dir))
 	for i := 0; i < 4; i++ {
 		src.add(uint32(i+1), "x", "::1", 1, bpf.DirTX, 1)
-		c.flush(context.Background(), false)
+		c.flush(context.Background(), false, time.Time{})
 	}
 	if got := c.Status().Drops["db_backlog_overflow"]; got != 2 {
 		t.Fatalf("overflow drops %d, want 2", got)
@@ -186,7 +189,7 @@ func TestSubscribe(t *testing.T) {
 	ch, cancel := c.Subscribe()
 	defer cancel()
 	src.add(1, "a", "::1", 1, bpf.DirTX, 1)
-	c.flush(context.Background(), false)
+	c.flush(context.Background(), false, time.Time{})
 	select {
 	case s := <-ch:
 		if len(s.Processes) != 1 {
@@ -194,5 +197,111 @@ func TestSubscribe(t *testing.T) {
 		}
 	case <-time.After(time.Second):
 		t.Fatal("no snapshot delivered")
+	}
+}
+
+// logBuf collects log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.b.String(), s)
+}
+
+// A database that refuses writes for many intervals: rows are held, one log
+// line when writes fail and one when they resume, last_flush stays at the
+// last successful write, then every held byte is written; only the
+// overflow beyond the bound is lost, counted in bytes.
+func TestDiskFullHoldsThenWritesEverything(t *testing.T) {
+	src := &fakeSource{drops: map[string]uint64{}, execs: make(chan bpf.ExecEvent)}
+	sink := &fakeSink{}
+	var logs logBuf
+	c := New(Config{Interval: time.Second, MaxBacklog: 10 * PieceSamples, Log: slog.New(slog.NewTextHandler(&logs, nil))}, src, sink, procinfo.New(t0Dir))
+	src.add(1, "a", "::1", 1, bpf.DirTX, 5)
+	if err := c.flush(context.Background(), false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	okFlush := c.Status().LastFlush
+	sink.fail = true
+	var want uint64 = 5
+	for i := 0; i < 20; i++ {
+		for j := 0; j < 3*PieceSamples/2; j++ { // 1.5 pieces per interval
+			src.add(uint32(100+j), "b", "198.18.0.1", uint16(i), bpf.DirTX, 3)
+		}
+		c.flush(context.Background(), false, time.Time{})
+	}
+	st := c.Status()
+	if st.DB.State != "failing" || st.DB.Error == "" || !st.LastFlush.Equal(okFlush) {
+		t.Fatalf("status while failing: %+v last_flush %v (ok flush %v)", st.DB, st.LastFlush, okFlush)
+	}
+	// 20 intervals x 3000 rows, bound 20000: the 13 oldest are dropped whole.
+	if st.DB.HeldSamples > 10*PieceSamples || st.DB.HeldSamples+int(st.DB.LostSamples) != 20*3*PieceSamples/2 {
+		t.Fatalf("held %d + lost %d samples", st.DB.HeldSamples, st.DB.LostSamples)
+	}
+	if st.DB.LostBytes != 3*st.DB.LostSamples || st.DB.HeldBytes != 3*uint64(st.DB.HeldSamples) {
+		t.Fatalf("bytes: held %d lost %d", st.DB.HeldBytes, st.DB.LostBytes)
+	}
+	want += st.DB.HeldBytes
+	if n := logs.count("database writes failing"); n != 1 {
+		t.Errorf("%d 'failing' log lines for one outage, want 1:\n%s", n, logs.b.String())
+	}
+	if n := logs.count("database backlog full"); n != 1 {
+		t.Errorf("%d 'backlog full' lines, want 1", n)
+	}
+	sink.fail = false
+	for i := 0; i < 20 && c.Status().DB.HeldSamples > 0; i++ {
+		c.flush(context.Background(), false, time.Time{})
+	}
+	st = c.Status()
+	if tx, _, _ := sink.totals(); tx != want || st.DB.State != "ok" || st.DB.HeldBytes != 0 {
+		t.Fatalf("after recovery wrote %d, want %d; %+v", tx, want, st.DB)
+	}
+	if logs.count("database writes resumed") != 1 || !st.LastFlush.After(okFlush) {
+		t.Errorf("resume not logged once or last_flush not advanced:\n%s", logs.b.String())
+	}
+}
+
+// While failing, each interval tries one piece of at most PieceSamples rows.
+func TestFailingRetriesInPieces(t *testing.T) {
+	c, src, sink := newTest()
+	sink.fail = true
+	for j := 0; j < 5*PieceSamples; j++ {
+		src.add(uint32(j+1), "b", "::1", 1, bpf.DirTX, 1)
+	}
+	c.flush(context.Background(), false, time.Time{})
+	sink.fail = false
+	c.flush(context.Background(), false, time.Time{})
+	if len(sink.writes) == 0 || len(sink.writes[0]) != PieceSamples {
+		t.Fatalf("first write after failing: %d writes, first %d rows", len(sink.writes), len(sink.writes[0]))
+	}
+	if tx, _, _ := sink.totals(); tx != 5*PieceSamples {
+		t.Fatalf("wrote %d", tx)
+	}
+}
+
+// SIGTERM with the database refusing writes: final gives up after its
+// budget and says exactly what was lost.
+func TestFinalWithDiskFullIsBoundedAndExact(t *testing.T) {
+	src := &fakeSource{drops: map[string]uint64{}, execs: make(chan bpf.ExecEvent)}
+	sink := &fakeSink{fail: true}
+	c := New(Config{Interval: time.Second, ShutdownBudget: 50 * time.Millisecond}, src, sink, procinfo.New(t0Dir))
+	src.add(1, "a", "::1", 1, bpf.DirTX, 1000)
+	src.add(1, "a", "::1", 1, bpf.DirRX, 234)
+	err := c.final()
+	if err == nil || !strings.Contains(err.Error(), "1234 bytes") || !strings.Contains(err.Error(), "tx 1000, rx 234") {
+		t.Fatalf("final: %v", err)
+	}
+	if st := c.Status(); st.DB.LostBytes != 1234 || st.DB.HeldBytes != 0 {
+		t.Fatalf("status %+v", st.DB)
 	}
 }

@@ -8,4 +8,5 @@ type (
 	ProcRate = live.ProcRate
 	Snapshot = live.Snapshot
 	Status   = live.Status
+	DBState  = live.DBState
 )

@@ -54,4 +54,27 @@ type Status struct {
 	FlushErrs uint64            `json:"flush_errors"`
 	MapCap    int               `json:"map_capacity"`
 	MapPeak   int               `json:"map_entries_last_drain"`
+	// DB is the database write state (backlog while writes fail).
+	DB DBState `json:"db"`
+}
+
+// DBState says whether flushes reach the database, and what is held back
+// in memory or was lost when they do not. LastFlush (in Status) is the
+// last successful write.
+type DBState struct {
+	// State is "ok" or "failing" (writes are refused: disk full, file
+	// read-only, ...; rows wait in the backlog).
+	State        string    `json:"state"`
+	Error        string    `json:"error,omitempty"`
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	// Held* is the backlog: counted, not yet written.
+	HeldSamples int    `json:"held_samples"`
+	HeldBytes   uint64 `json:"held_bytes"` // tx + rx payload bytes
+	// Lost* was dropped because the backlog exceeded its bound (or could
+	// not be written at shutdown): counted by the kernel, never stored.
+	LostSamples uint64 `json:"lost_samples"`
+	LostBytes   uint64 `json:"lost_bytes"`
+	// FileEvents counts the times the database file was found deleted,
+	// replaced or its WAL unlinked while running (and recovered).
+	FileEvents uint64 `json:"file_events"`
 }

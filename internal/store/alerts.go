@@ -74,6 +74,8 @@ SELECT CASE WHEN exe != '' THEN exe ELSE 'comm:' || comm END, min(first_seen_ms)
 
 // KnownApps lists the new-app keys seen so far.
 func (s *Store) KnownApps(ctx context.Context) ([]string, error) {
+	s.gate.RLock() // Guard may swap the connections (guard.go)
+	defer s.gate.RUnlock()
 	rows, err := s.sql.QueryContext(ctx, "SELECT key FROM known_apps")
 	if err != nil {
 		return nil, s.classify("read known apps", err)
@@ -92,6 +94,8 @@ func (s *Store) KnownApps(ctx context.Context) ([]string, error) {
 
 // AddKnownApps records new-app keys (existing ones are kept as they are).
 func (s *Store) AddKnownApps(ctx context.Context, keys []string, seenMs int64) error {
+	s.gate.RLock() // Guard may swap the connections (guard.go)
+	defer s.gate.RUnlock()
 	tx, err := s.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return s.classify("begin write", err)
@@ -127,6 +131,8 @@ type AlertRecord struct {
 // SaveAlerts upserts alert records and trims the history to
 // MaxAlertHistory rows.
 func (s *Store) SaveAlerts(ctx context.Context, recs []AlertRecord) error {
+	s.gate.RLock() // Guard may swap the connections (guard.go)
+	defer s.gate.RUnlock()
 	tx, err := s.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return s.classify("begin write", err)
@@ -153,6 +159,8 @@ ON CONFLICT (id) DO UPDATE SET value = excluded.value, threshold = excluded.thre
 
 // RecentAlerts returns up to n alert records, oldest first.
 func (s *Store) RecentAlerts(ctx context.Context, n int) ([]AlertRecord, error) {
+	s.gate.RLock() // Guard may swap the connections (guard.go)
+	defer s.gate.RUnlock()
 	rows, err := s.sql.QueryContext(ctx, `SELECT id, rule, kind, labels, value, threshold, unit, win, direction, summary, started_ms, ended_ms
 FROM (SELECT * FROM alert_history ORDER BY started_ms DESC LIMIT ?) ORDER BY started_ms`, n)
 	if err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
@@ -89,13 +90,14 @@ func TestLockedDBIsClearError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	// Hold an exclusive lock from another connection, as a stuck writer would.
-	lock, err := Open(p, Options{})
+	// Hold an exclusive lock from another connection, as a stuck writer
+	// would (a raw connection: a second Store would not get the writer lock).
+	lock, err := sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(100)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lock.Close()
-	conn, err := lock.sql.Conn(context.Background())
+	conn, err := lock.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -54,6 +55,11 @@ func (s *Store) Maintain(ctx context.Context, now time.Time, ret Retention) erro
 // per tier and one incremental-vacuum batch.
 func (s *Store) MaintainStep(ctx context.Context, now time.Time, ret Retention, batch int) (MaintainResult, error) {
 	res := MaintainResult{Pruned: make([]int64, len(Tiers))}
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	if s.sql == nil {
+		return res, &Error{Path: s.path, Op: "maintain", Err: errors.New("database closed (being reopened)")}
+	}
 	if s.readOnly {
 		return res, &Error{Path: s.path, Op: "maintain", Err: fmt.Errorf("opened read-only")}
 	}

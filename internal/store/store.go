@@ -64,9 +64,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"golang.org/x/sys/unix"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -187,6 +189,16 @@ type Store struct {
 	procSeen    map[int64]int64
 	epSeen      map[int64]int64
 	flowSeen    map[int64]int64
+
+	// gate is held shared by queries and maintenance and exclusively by
+	// Guard while it swaps the connections (guard.go).
+	gate    sync.RWMutex
+	lock    *writerLock // writers only (lock.go)
+	id      fileID      // the file opened (writers)
+	readers []*Store    // opened with Reader; reopened by Guard
+	walLoss *WALLoss
+	repairs []string
+	fdScan  time.Time
 }
 
 // Options tune Open.
@@ -234,11 +246,15 @@ func dsn(path string, readOnly bool) string {
 }
 
 // Open opens (and for writers creates, with mode 0600 and a 0700 parent
-// directory) the database at path.
+// directory) the database at path. A writer first takes the writer lock
+// (lock.go) and checks the files it is about to use (guard.go); a second
+// writer gets a *LockedError naming the process that holds the lock.
 func Open(path string, opts Options) (*Store, error) {
-	if path == "" {
-		path = DefaultPath
+	if err := ValidatePath(path); err != nil {
+		return nil, err
 	}
+	s := &Store{path: path, readOnly: opts.ReadOnly}
+	s.resetCaches()
 	if opts.ReadOnly {
 		fi, err := os.Stat(path)
 		if err != nil {
@@ -251,50 +267,110 @@ func Open(path string, opts Options) (*Store, error) {
 		if fi.IsDir() {
 			return nil, &Error{Path: path, Op: "open", Err: errors.New("is a directory"), Hint: "--db takes a file path"}
 		}
-		f, err := os.Open(path)
-		if err != nil {
+		// access(2), not open+close: closing a descriptor of the live file
+		// would drop the process's SQLite locks (guard.go).
+		if err := unix.Access(path, unix.R_OK); err != nil {
 			return nil, &Error{Path: path, Op: "open", Err: err, Hint: permHint(err)}
 		}
-		f.Close()
-	} else {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, &Error{Path: path, Op: "create directory", Err: err, Hint: permHint(err)}
+		if err := s.openHandle(); err != nil {
+			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, &Error{Path: path, Op: "open", Err: err, Hint: permHint(err)}
-		}
-		f.Close()
+		return s, nil
 	}
-	db, err := gorm.Open(sqlite.Open(dsn(path, opts.ReadOnly)), &gorm.Config{
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, &Error{Path: path, Op: "open", Err: errors.New("is a directory"), Hint: "--db takes a file path, e.g. " + filepath.Join(path, "bwtracker.db")}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, &Error{Path: path, Op: "create directory", Err: err, Hint: permHint(err)}
+	}
+	lk, err := acquireLock(path)
+	if err != nil {
+		return nil, err
+	}
+	s.lock = lk
+	fail := func(err error) (*Store, error) {
+		lk.release()
+		return nil, err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		repaired, err := checkFile(p)
+		if err != nil {
+			return fail(err)
+		}
+		if repaired {
+			s.repairs = append(s.repairs, p)
+		}
+	}
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fail(&Error{Path: path, Op: "open", Err: err, Hint: permHint(err)})
+	}
+	f.Close()
+	if err := s.openHandle(); err != nil {
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.Remove(path) // created just now: leave nothing behind
+		}
+		return fail(err)
+	}
+	return s, nil
+}
+
+// openHandle opens the SQLite connections, checks the file and (writers)
+// records its identity and compares the lock file's flush marker.
+func (s *Store) openHandle() error {
+	db, err := gorm.Open(sqlite.Open(dsn(s.path, s.readOnly)), &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
 		PrepareStmt:            false,
 	})
 	if err != nil {
-		return nil, &Error{Path: path, Op: "open", Err: err, Hint: "check the file is a bwtracker database"}
+		return &Error{Path: s.path, Op: "open", Err: err, Hint: "check the file is a bwtracker database"}
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, &Error{Path: path, Op: "open", Err: err}
+		return &Error{Path: s.path, Op: "open", Err: err}
 	}
-	if !opts.ReadOnly {
+	if !s.readOnly {
 		// One writer connection: SQLite serialises writers anyway, and a
 		// single connection keeps the WAL pragmas and the process cache
 		// consistent.
 		sqlDB.SetMaxOpenConns(1)
 	}
-	s := &Store{db: db, sql: sqlDB, path: path, readOnly: opts.ReadOnly}
-	s.resetCaches()
-	if err := s.check(opts.ReadOnly); err != nil {
+	s.db, s.sql = db, sqlDB
+	if err := s.check(s.readOnly); err != nil {
 		sqlDB.Close()
-		return nil, err
+		s.db, s.sql = nil, nil
+		return err
 	}
-	return s, nil
+	if !s.readOnly {
+		id, err := statID(s.path)
+		if err != nil {
+			sqlDB.Close()
+			s.db, s.sql = nil, nil
+			return &Error{Path: s.path, Op: "stat", Err: err}
+		}
+		s.id = id
+		ctx, cancel := context.WithTimeout(context.Background(), BusyTimeout)
+		defer cancel()
+		if err := s.checkMarker(ctx); err != nil {
+			sqlDB.Close()
+			s.db, s.sql = nil, nil
+			return err
+		}
+	}
+	return nil
 }
 
 func permHint(err error) string {
-	if errors.Is(err, os.ErrPermission) {
+	switch {
+	case errors.Is(err, unix.EROFS):
+		return "the file system is mounted read-only: choose a --db on a writable file system"
+	case errors.Is(err, unix.ENOSPC):
+		return "the file system is full: free some space or choose another --db"
+	case errors.Is(err, unix.ENAMETOOLONG):
+		return "choose a shorter --db path"
+	case errors.Is(err, os.ErrPermission):
 		return "the database holds who talked to whom and is readable by root only: run with sudo, or pass --db with a file you can read"
 	}
 	return ""
@@ -396,10 +472,19 @@ func (s *Store) Size() int64 {
 	return n
 }
 
-// Close checkpoints (for writers) and closes the database.
+// Close checkpoints (for writers), closes the database and releases the
+// writer lock.
 func (s *Store) Close() error {
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	defer s.lock.release()
+	if s.sql == nil {
+		return nil
+	}
 	if !s.readOnly {
 		s.sql.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	}
-	return s.sql.Close()
+	err := s.sql.Close()
+	s.sql, s.db = nil, nil
+	return err
 }

@@ -128,9 +128,11 @@ func (s *Store) migrateTiers(ctx context.Context) error {
 	return nil
 }
 
-// Vacuum rewrites the whole file with incremental auto-vacuum switched on:
-// needed once for databases created before rollups existed. It takes as
-// long as copying the file and blocks writers meanwhile.
+// Vacuum rewrites the whole file compactly with incremental auto-vacuum
+// switched on (needed once for databases created before rollups existed)
+// and checkpoints the result into the main file. It needs the writer lock
+// (Open refuses while a daemon holds it) and takes as long as copying the
+// file.
 func (s *Store) Vacuum(ctx context.Context) error {
 	if s.readOnly {
 		return &Error{Path: s.path, Op: "vacuum", Err: errors.New("opened read-only")}
@@ -139,6 +141,12 @@ func (s *Store) Vacuum(ctx context.Context) error {
 		return s.classify("vacuum", err)
 	}
 	if _, err := s.sql.ExecContext(ctx, "VACUUM"); err != nil {
+		return s.classify("vacuum", err)
+	}
+	// In WAL mode VACUUM writes the new pages to the WAL; copy them back
+	// and truncate both, or the "compacted" file is the old one plus a
+	// WAL of the new one.
+	if _, err := s.sql.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
 		return s.classify("vacuum", err)
 	}
 	return nil
@@ -372,6 +380,11 @@ func (st tierState) unionSQL(segs []segment, procFilter string, procArgs []any) 
 // bookkeeping and the rows come from the same snapshot while the daemon
 // keeps rolling up.
 func (s *Store) readTx(ctx context.Context, fn func(q querier) error) error {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	if s.sql == nil {
+		return &Error{Path: s.path, Op: "query", Err: errors.New("database closed (being reopened)"), Hint: "try again in a moment"}
+	}
 	conn, err := s.sql.Conn(ctx)
 	if err != nil {
 		return s.classify("query", err)

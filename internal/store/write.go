@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -117,6 +118,9 @@ func (s *Store) Write(ctx context.Context, ts time.Time, samples []Sample) error
 		return nil
 	}
 	tsMs := ts.UnixMilli()
+	if s.sql == nil {
+		return &Error{Path: s.path, Op: "write", Err: errors.New("database not open (a recovery failed; retried every interval)")}
+	}
 	tx, err := s.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return s.classify("begin write", err)
@@ -233,6 +237,7 @@ RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, t
 	for _, r := range []*seenRows{procs, eps, flows} {
 		r.commit(tsMs)
 	}
+	s.markFlushed(tsMs)
 	return nil
 }
 
