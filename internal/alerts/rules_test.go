@@ -113,3 +113,11 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestWindowNames(t *testing.T) {
+	for d, want := range map[time.Duration]string{30 * time.Second: "30s", time.Minute: "1m", 90 * time.Minute: "1h30m", 2 * time.Hour: "2h", 1500 * time.Millisecond: "1.5s"} {
+		if got := fmtDuration(d); got != want {
+			t.Errorf("%s: %q", d, got)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
+	"github.com/bwtracker/bwtracker/internal/alerts"
 	"github.com/bwtracker/bwtracker/ui"
 )
 
@@ -125,7 +126,11 @@ func (l *consoleLog) snapshot() (errs, all []string) {
 // against the API over a seeded store and a fake live collector.
 func TestBrowserDashboard(t *testing.T) {
 	needBrowser(t)
-	e := newEnv(t, Config{})
+	end := t0.Add(time.Minute)
+	e := newEnv(t, Config{Alerts: fakeAlerts{list: []alerts.Alert{
+		{Rule: "big-upload", Kind: "threshold", State: alerts.StateFiring, Labels: map[string]string{"app": "curl"}, Value: 6 << 20, Threshold: 5 << 20, Unit: "bytes", StartedAt: t0},
+		{Rule: "quota", Kind: "threshold", State: alerts.StateResolved, Labels: map[string]string{"service": "backup.service"}, Value: 1, Threshold: 2, Unit: "bytes", StartedAt: t0, EndedAt: &end},
+	}}})
 	base := serveTest(t, e.h)
 
 	// Publish a snapshot every 200 ms, as a fast collector would.
@@ -229,6 +234,20 @@ func TestBrowserDashboard(t *testing.T) {
 	); err != nil {
 		fail("load dashboard: %v", err)
 	}
+	// Alerts: the badge counts the firing one, the curl row is marked, the
+	// badge opens the list with the history.
+	poll("the alerts badge", `document.getElementById("alerts-badge").textContent === "1 alert firing" && !document.getElementById("alerts-badge").hidden`)
+	poll("the marked curl row", `document.querySelector('`+curlRow+`').classList.contains("alerting")`)
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#alerts-badge`)), chromedp.WaitVisible(chromedp.CSS(`#alerts-panel`))); err != nil {
+		fail("open the alerts list: %v", err)
+	}
+	if n := eval(`document.querySelectorAll("#alerts-body tr").length`); n != 2 {
+		fail("alerts list has %d rows, want 2", n)
+	}
+	if s := text(`#alerts-body tr.firing`); !strings.Contains(s, "big-upload") || !strings.Contains(s, "app=curl") || !strings.Contains(s, "6.00 MiB") {
+		fail("firing alert row: %q", s)
+	}
+	chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#alerts-badge`)))
 	// Live table: the snapshot's totals since start.
 	rowText := text(curlRow)
 	for _, want := range []string{"curl", "4242", "/usr/bin/curl", "1.37 KiB", "965 KiB"} {

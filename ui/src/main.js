@@ -27,6 +27,7 @@ const state = {
   streamOK: false,
   fetchErr: null,
   streamMsg: null,
+  alerts: [], // GET /api/alerts?all=1, newest first
 };
 
 const charts = {};
@@ -285,7 +286,7 @@ function renderTable() {
   $("table-title").textContent = live ? "Processes (totals since start)" : "Processes, " + windowName();
   const html = rows
     .map(
-      (r) => `<tr data-key="${esc(r.key)}" tabindex="0"${r.key === state.selected ? ' class="selected" aria-selected="true"' : ""}>` +
+      (r) => `<tr data-key="${esc(r.key)}" tabindex="0"${rowClass(r)}>` +
         `<td class="comm">${esc(r.comm)}</td><td class="num">${r.pid}</td><td class="exe" title="${esc(r.exe)}">${esc(r.exe)}</td>` +
         `<td class="num up">${fmtRate(r.tx_rate)}</td><td class="num down">${fmtRate(r.rx_rate)}</td>` +
         `<td class="num" data-bytes="${r.tx_bytes}" title="${fmtExact(r.tx_bytes)}">${fmtBytes(r.tx_bytes)}</td>` +
@@ -309,6 +310,80 @@ function renderTable() {
       renderDetailMeta(r);
     }
   }
+}
+
+function rowClass(r) {
+  const cls = [];
+  if (r.key === state.selected) cls.push("selected");
+  const rules = alertRules(r);
+  if (rules.length) cls.push("alerting");
+  let a = cls.length ? ` class="${cls.join(" ")}"` : "";
+  if (r.key === state.selected) a += ' aria-selected="true"';
+  if (rules.length) a += ` title="alert firing: ${esc(rules.join(", "))}"`;
+  return a;
+}
+
+// --- alerts: header badge, list with history, marked processes ---------------------
+
+function appLabel(exe, comm) {
+  if (exe) {
+    const b = exe.replace(/ \(deleted\)$/, "").split("/").pop();
+    if (b) return b;
+  }
+  return comm || "unknown";
+}
+
+// alertRules names the firing alerts whose labels match a process (as
+// `bwtracker top` does: app, comm, exe, service, container).
+function alertRules(p) {
+  const out = [];
+  for (const a of state.alerts) {
+    if (a.state !== "firing") continue;
+    let compared = 0, ok = true;
+    for (const [k, v] of Object.entries(a.labels || {})) {
+      const have = { app: appLabel(p.exe, p.comm), comm: p.comm, exe: p.exe, service: p.service, container: p.container }[k];
+      if (have === undefined && !["app", "comm", "exe", "service", "container"].includes(k)) continue;
+      compared++;
+      ok = ok && (have || "") === v;
+    }
+    if (ok && compared > 0 && !out.includes(a.rule)) out.push(a.rule);
+  }
+  return out;
+}
+
+function fmtAlertValue(a, v) {
+  if (a.kind === "new-app") return "–";
+  return a.unit === "bytes/s" ? fmtRate(v) : fmtBytes(v);
+}
+
+function renderAlerts() {
+  const firing = state.alerts.filter((a) => a.state === "firing");
+  const badge = $("alerts-badge");
+  badge.hidden = state.alerts.length === 0;
+  badge.textContent = firing.length ? `${firing.length} alert${firing.length > 1 ? "s" : ""} firing` : "no alerts firing";
+  badge.classList.toggle("none", firing.length === 0);
+  const list = [...firing, ...state.alerts.filter((a) => a.state !== "firing")].slice(0, 100);
+  const when = (t) => (t ? new Date(t).toLocaleString() : "–");
+  const html = list
+    .map(
+      (a) => `<tr class="${esc(a.state)}"><td>${esc(a.state)}</td><td>${esc(a.rule)}</td>` +
+        `<td>${esc(Object.entries(a.labels || {}).filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(" "))}</td>` +
+        `<td class="num">${fmtAlertValue(a, a.value)}</td><td class="num">${fmtAlertValue(a, a.threshold)}</td>` +
+        `<td>${when(a.started_at)}</td><td>${when(a.ended_at)}</td></tr>`,
+    )
+    .join("");
+  const body = $("alerts-body");
+  if (body.innerHTML !== html) body.innerHTML = html;
+}
+
+async function refreshAlerts() {
+  try {
+    state.alerts = await getJSON("alerts", { all: 1 });
+  } catch {
+    state.alerts = []; // an older daemon, or no rules: no badge
+  }
+  renderAlerts();
+  renderTable();
 }
 
 // --- detail panel ----------------------------------------------------------------
@@ -520,6 +595,13 @@ function init() {
   stream.start();
   refreshStatus();
   setInterval(refreshStatus, 30000);
+  $("alerts-badge").addEventListener("click", () => {
+    const p = $("alerts-panel");
+    p.hidden = !p.hidden;
+    $("alerts-badge").setAttribute("aria-expanded", String(!p.hidden));
+  });
+  refreshAlerts();
+  setInterval(refreshAlerts, 5000);
   prefillLive();
 }
 
