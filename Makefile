@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-deps test-unit test-cgofree soak bench bench-history bench-api bench-anomaly vmlinux clean install uninstall ui
+.PHONY: all deps test test-deps test-unit test-cgofree lint soak bench bench-history bench-api bench-anomaly vmlinux clean install uninstall ui
 
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
@@ -50,7 +50,7 @@ test-deps: .test-deps.stamp
 # All tests: unit tests (no root) and integration tests that load the real
 # BPF programs (they skip loudly when not root). BWTRACKER_REQUIRE_TEST_DEPS
 # makes a missing test dependency fail instead of skip (internal/testenv).
-test: bwtracker .test-deps.stamp test-cgofree
+test: bwtracker .test-deps.stamp test-cgofree lint
 	BWTRACKER_REQUIRE_TEST_DEPS=1 BWTRACKER_BIN=$(CURDIR)/bwtracker $(GO) test -race -count=1 -timeout 30m ./...
 
 # The cgo-free core: these packages vet and pass their unit tests with
@@ -60,6 +60,14 @@ CGOFREE_PKGS := ./internal/api/... ./internal/alerts/... ./internal/store/... ./
 test-cgofree:
 	CGO_ENABLED=0 $(GO) vet $(CGOFREE_PKGS)
 	CGO_ENABLED=0 $(GO) test -count=1 -short $(CGOFREE_PKGS)
+
+# Lint: gofmt, go vet and staticcheck (pinned; fetched through the Go proxy
+# on first use, then cached).
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: $(BPF_OBJ) ui/dist/index.html
+	@fmt=$$(gofmt -l cmd internal ui/*.go deploy); if [ -n "$$fmt" ]; then echo "gofmt -w needed:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
 
 test-unit: $(BPF_OBJ) ui/dist/index.html
 	$(GO) test -race -count=1 -short ./...

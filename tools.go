@@ -11,7 +11,6 @@ import (
 	_ "github.com/gdamore/tcell/v2"
 	_ "github.com/gin-gonic/gin"
 	_ "github.com/glebarez/sqlite"
-	_ "github.com/olekukonko/tablewriter"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/rivo/tview"
 	_ "github.com/urfave/cli/v2"

@@ -499,8 +499,13 @@ func serveTest(t testing.TB, h http.Handler) string {
 	go func() { done <- Serve(ctx, ln, h) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second): // a bound, not a timing claim: Serve must return once cancelled
+			t.Errorf("Serve did not return within 10s of its context being cancelled")
 		}
 	})
 	return "http://" + ln.Addr().String()

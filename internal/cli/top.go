@@ -381,8 +381,8 @@ func (v *topView) draw() {
 		}
 		return ""
 	}
-	fmt.Fprint(v.header.Clear(), fmt.Sprintf("[::b]bwtracker top[::-]  %s  receiving [green]%s[-]  sending [yellow]%s[-]  %d processes  sort: %s\n",
-		snap.Time.Local().Format("15:04:05"), rateStr(snap.RxRate), rateStr(snap.TxRate), len(snap.Processes), key))
+	fmt.Fprintf(v.header.Clear(), "[::b]bwtracker top[::-]  %s  receiving [green]%s[-]  sending [yellow]%s[-]  %d processes  sort: %s\n",
+		snap.Time.Local().Format("15:04:05"), rateStr(snap.RxRate), rateStr(snap.TxRate), len(snap.Processes), key)
 	if len(firing) > 0 {
 		fmt.Fprintf(v.header, "[red::b]%d alert(s) firing[-::-] (! marks the process; `bwtracker alerts`)  ", len(firing))
 	}

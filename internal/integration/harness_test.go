@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"github.com/bwtracker/bwtracker/internal/testenv"
 	"io"
 	"os"
@@ -283,5 +282,5 @@ func mustEqual(t testing.TB, what string, got, want uint64) {
 
 func dump(rows []row) string {
 	b, _ := json.MarshalIndent(rows, "", " ")
-	return fmt.Sprintf("%s", b)
+	return string(b)
 }

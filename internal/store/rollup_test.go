@@ -222,10 +222,14 @@ func TestTotalsAfterPruning(t *testing.T) {
 	now := base.Add(4 * 24 * time.Hour)
 	ret := Retention{Raw: 24 * time.Hour, Minute: 2 * 24 * time.Hour, Hour: 3 * 24 * time.Hour, Day: 0}
 	var before int64
-	st.sql.QueryRow("SELECT count(*) FROM samples").Scan(&before)
+	if err := st.sql.QueryRow("SELECT count(*) FROM samples").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
 	maintainAll(t, st, now, ret, 5000)
 	var after int64
-	st.sql.QueryRow("SELECT count(*) FROM samples").Scan(&after)
+	if err := st.sql.QueryRow("SELECT count(*) FROM samples").Scan(&after); err != nil {
+		t.Fatal(err)
+	}
 	if after >= before/3 {
 		t.Fatalf("raw rows %d -> %d: pruning did not give back rows", before, after)
 	}
@@ -298,13 +302,17 @@ func TestTotalsAfterPruning(t *testing.T) {
 	maintainAll(t, st, now2, Retention{Raw: time.Hour, Minute: time.Hour, Hour: time.Hour, Day: 24 * time.Hour}, 5000)
 	for _, tr := range Tiers {
 		var n int64
-		st.sql.QueryRow("SELECT count(*) FROM " + tr.Table).Scan(&n)
+		if err := st.sql.QueryRow("SELECT count(*) FROM " + tr.Table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
 		if n != 0 {
 			t.Errorf("tier %s keeps %d rows past retention", tr.Name, n)
 		}
 	}
 	var procs int64
-	st.sql.QueryRow("SELECT count(*) FROM processes").Scan(&procs)
+	if err := st.sql.QueryRow("SELECT count(*) FROM processes").Scan(&procs); err != nil {
+		t.Fatal(err)
+	}
 	if procs != 0 {
 		t.Errorf("%d process rows kept past every retention", procs)
 	}
@@ -495,27 +503,37 @@ func TestPlan(t *testing.T) {
 	m := time.Minute.Milliseconds()
 	d := 24 * h
 	st := tierState{exists: []bool{true, true, true, true}, avail: []int64{100*d + 5*m, 95*d + 7*m, 20*d + 3*h, 0}}
-	for _, c := range []struct{ s, u int64 }{{0, 101 * d}, {10*d + 5, 100*d + 9*m + 7}, {95*d + 3, 95*d + 9*m}, {100*d + 5*m + 1, 100*d + 5*m + 2}, {3, 4}} {
-		segs := st.plan(c.s, c.u, 3)
-		pos := c.s
-		for _, sg := range segs {
-			if sg.a < pos {
-				t.Fatalf("plan(%d,%d) overlaps: %+v", c.s, c.u, segs)
+	// Nothing kept before day 10 (a pruned day tier): the plan may skip that.
+	pruned := tierState{exists: []bool{true, true, true, true}, avail: []int64{100*d + 5*m, 95*d + 7*m, 20*d + 3*h, 10 * d}}
+	for _, st := range []tierState{st, pruned} {
+		for _, c := range []struct{ s, u int64 }{{0, 101 * d}, {10*d + 5, 100*d + 9*m + 7}, {95*d + 3, 95*d + 9*m}, {100*d + 5*m + 1, 100*d + 5*m + 2}, {3, 4}} {
+			segs := st.plan(c.s, c.u, 3)
+			pos := c.s
+			for _, sg := range segs {
+				if sg.a < pos {
+					t.Fatalf("plan(%d,%d) overlaps: %+v", c.s, c.u, segs)
+				}
+				// A gap is fine only where no tier has data.
+				for i, a := range st.avail {
+					if sg.a > pos && st.exists[i] && a < sg.a {
+						t.Fatalf("plan(%d,%d) skips [%d,%d) but tier %d has data from %d: %+v", c.s, c.u, pos, sg.a, i, a, segs)
+					}
+				}
+				if st.avail[sg.tier] > sg.a {
+					t.Fatalf("plan(%d,%d) reads tier %d before it has data: %+v", c.s, c.u, sg.tier, segs)
+				}
+				if sg.tier > 0 && sg.b != c.u && sg.b%sizeMs(sg.tier) != 0 {
+					t.Fatalf("plan(%d,%d): tier %d segment ends inside a bucket: %+v", c.s, c.u, sg.tier, segs)
+				}
+				pos = sg.b
 			}
-			if sg.a > pos && st.avail[sg.tier] > pos {
-				// a gap is fine only where no tier has data
+			if pos != c.u && !(len(segs) == 0 && c.u <= 10*d && st.avail[3] == 10*d) {
+				t.Fatalf("plan(%d,%d) ends at %d: %+v", c.s, c.u, pos, segs)
 			}
-			if st.avail[sg.tier] > sg.a {
-				t.Fatalf("plan(%d,%d) reads tier %d before it has data: %+v", c.s, c.u, sg.tier, segs)
-			}
-			if sg.tier > 0 && sg.b != c.u && sg.b%sizeMs(sg.tier) != 0 {
-				t.Fatalf("plan(%d,%d): tier %d segment ends inside a bucket: %+v", c.s, c.u, sg.tier, segs)
-			}
-			pos = sg.b
 		}
-		if pos != c.u {
-			t.Fatalf("plan(%d,%d) ends at %d: %+v", c.s, c.u, pos, segs)
-		}
+	}
+	if segs := pruned.plan(0, 11*d, 3); len(segs) == 0 || segs[0].a != 10*d {
+		t.Fatalf("pruned plan does not start where data does: %+v", segs)
 	}
 	segs := st.plan(0, 101*d, 3)
 	if len(segs) > 8 {
