@@ -111,6 +111,7 @@ type Engine struct {
 	hist      []*Alert // newest last, bounded
 	users     map[uint32]string
 	sinks     *sinkSet
+	cnt       *counters
 	loadErr   string
 	loadedAt  time.Time
 	source    string
@@ -142,7 +143,8 @@ func New(opts Options) *Engine {
 	e := &Engine{opts: opts, log: opts.Log, known: map[string]bool{}, users: map[uint32]string{},
 		writes: make(chan []store.AlertRecord, 1024), apps: make(chan []string, 1024),
 		ctx: ctx, cancel: cancel, baseReq: make(chan struct{}, 1)}
-	e.sinks = newSinkSet(Sinks{}, e.log)
+	e.cnt = newCounters()
+	e.sinks = newSinkSet(Sinks{}, e.log, e.cnt)
 	return e
 }
 
@@ -236,7 +238,7 @@ func (e *Engine) SetConfig(cfg Config, source string) {
 	e.rules = next
 	if !reflect.DeepEqual(cfg.Sinks, e.cfg.Sinks) {
 		oldSinks := e.sinks
-		e.sinks = newSinkSet(cfg.Sinks, e.log)
+		e.sinks = newSinkSet(cfg.Sinks, e.log, e.cnt)
 		// Alertmanager keeps resending what is still firing.
 		for _, rs := range e.rules {
 			for _, g := range rs.groups {

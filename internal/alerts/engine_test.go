@@ -409,3 +409,37 @@ func TestAnomalyRuleUsesHourTier(t *testing.T) {
 		t.Fatalf("not resolved: %+v", f)
 	}
 }
+
+func TestAlertmanagerResendsWhileFiringAndCommandTimeout(t *testing.T) {
+	posts := make(chan []amAlert, 100)
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b []amAlert
+		json.NewDecoder(r.Body).Decode(&b)
+		posts <- b
+	}))
+	defer am.Close()
+	sinks := Sinks{
+		Alertmanager: &AlertmanagerSink{URL: am.URL, Resend: Duration(20 * time.Millisecond)},
+		Commands:     []CommandSink{{Argv: []string{"/bin/sleep", "10"}, Timeout: Duration(50 * time.Millisecond), Queue: 1}},
+	}
+	e := New(Options{})
+	e.Start(context.Background())
+	e.SetConfig(Config{Rules: []Rule{mustRule(t, "name=big;above=10;over=1h")}, Sinks: sinks}, "test")
+	t0 := time.Now()
+	e.Observe(t0, []Delta{{Comm: "x", TxBytes: 100}})
+	// The first post and at least two resends, all firing, endsAt ahead.
+	for i := 0; i < 3; i++ {
+		b := <-posts
+		if len(b) != 1 || b[0].Labels["alertname"] != "big" || !b[0].EndsAt.After(b[0].StartsAt) {
+			t.Fatalf("post %d: %+v", i, b)
+		}
+	}
+	e.Close(5 * time.Second)
+	st := e.Status().Sinks
+	if c := st["command0"]; c.Sent != 0 || c.Failed != 1 || c.Dropped != 1 {
+		t.Fatalf("a command that times out is a failure: %+v", c)
+	}
+	if st["alertmanager"].Sent < 3 {
+		t.Fatalf("alertmanager: %+v", st["alertmanager"])
+	}
+}

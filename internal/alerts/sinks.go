@@ -55,11 +55,12 @@ type sinkSet struct {
 	wg    sync.WaitGroup
 }
 
-// counts survive reloads (they are per daemon run).
-var globalCounters = &counters{m: map[string]*SinkStats{}}
+func newCounters() *counters { return &counters{m: map[string]*SinkStats{}} }
 
-func newSinkSet(cfg Sinks, log *slog.Logger) *sinkSet {
-	s := &sinkSet{log: log, cnt: globalCounters, done: make(chan struct{})}
+// newSinkSet starts the sinks of cfg; cnt is the engine's (counts survive
+// reloads: they are per daemon run).
+func newSinkSet(cfg Sinks, log *slog.Logger, cnt *counters) *sinkSet {
+	s := &sinkSet{log: log, cnt: cnt, done: make(chan struct{})}
 	s.cnt.add("log", 0, 0, 0)
 	if cfg.Alertmanager != nil {
 		s.am = &amSink{cfg: *cfg.Alertmanager, set: s, in: make(chan Alert, 1000), active: map[string]Alert{},
