@@ -94,9 +94,11 @@ bench-history: bwtracker
 bench-api: $(BPF_OBJ) ui/dist/index.html
 	$(GO) test -run '^$$' -bench . -benchtime=1000x ./internal/api/
 
-# Regenerate the committed vmlinux.h from the running kernel's BTF.
+# Regenerate the committed vmlinux.h from the running kernel's BTF and
+# record kernel and bpftool in vmlinux/$(ARCH)/README.md. Refuses to replace
+# a different header (printing what changes) unless FORCE=1.
 vmlinux:
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h
+	ARCH=$(ARCH) FORCE=$(FORCE) ./scripts/vmlinux.sh
 
 install: bwtracker
 	./scripts/install.sh
