@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -255,6 +256,12 @@ func (s *server) healthz(c *gin.Context) {
 
 func (s *server) noRoute(c *gin.Context) {
 	p := c.Request.URL.Path
+	// fs.FS refuses names that are not valid UTF-8 (or hold a NUL) with
+	// fs.ErrInvalid, which http.FileServer answers with a 500.
+	if !utf8.ValidString(p) || strings.IndexByte(p, 0) >= 0 {
+		fail(c, http.StatusBadRequest, "invalid path "+quote(p)+": not UTF-8 text")
+		return
+	}
 	if p == "/api" || strings.HasPrefix(p, "/api/") || p == "/metrics" {
 		fail(c, http.StatusNotFound, fmt.Sprintf("no endpoint %s: see /api/current, /api/history, /api/processes, /api/remotes, /api/summary, /api/status, /api/alerts, /api/stream", quote(p)))
 		return

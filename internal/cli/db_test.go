@@ -89,3 +89,12 @@ func fileSize(p string) int64 {
 	}
 	return n
 }
+
+func TestRunIntervalBounds(t *testing.T) {
+	for _, v := range []string{"0", "-1s", "5ms", "2h", "1000000h", "soon"} {
+		code, _, stderr := runCLI("run", "--db", filepath.Join(t.TempDir(), "x.db"), "--no-web", "--interval", v)
+		if code != 2 || strings.Contains(stderr, "goroutine") || !strings.Contains(stderr, "interval") {
+			t.Errorf("--interval %s: exit %d: %s", v, code, stderr)
+		}
+	}
+}

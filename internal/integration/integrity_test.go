@@ -431,3 +431,88 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Logf("SIGTERM while full: exited in %v; sent %d, stored %d, reported lost %d", took.Round(time.Millisecond), s2.TX, stored, lostTx)
 }
+
+// SIGHUP flushes and keeps running (it used to kill the daemon, rc 129,
+// without the final write).
+func TestSIGHUPFlushesAndKeepsRunning(t *testing.T) {
+	d := startDaemon(t, "1h", "--no-web") // no periodic flush: only SIGHUP writes
+	pid := tcpTransfer(t, 345_678)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitTx(t, d, map[int]bool{pid: true}, 345_678)
+	if d.cmd.ProcessState != nil || d.cmd.Process.Signal(syscall.Signal(0)) != nil {
+		t.Fatalf("daemon died on SIGHUP:\n%s", d.log())
+	}
+	pid2 := tcpTransfer(t, 1_000)
+	d.stop()
+	mustEqual(t, "tx written on SIGTERM after a SIGHUP", txOf(d, map[int]bool{pid2: true}), 1_000)
+	if !strings.Contains(d.log(), "SIGHUP") {
+		t.Errorf("no log line for the SIGHUP flush:\n%s", d.log())
+	}
+}
+
+// The database file deleted under the running daemon: it says so loudly,
+// rebuilds the file from its open connection and goes on; nothing of the
+// history is lost and the stop message is true.
+func TestDBDeletedWhileRunning(t *testing.T) {
+	d := startDaemon(t, "200ms", "--listen", "127.0.0.1:19213")
+	before := tcpTransfer(t, 500_000)
+	pids := map[int]bool{before: true}
+	waitTx(t, d, pids, 500_000)
+	for _, sfx := range []string{"", "-wal", "-shm"} {
+		os.Remove(d.db + sfx)
+	}
+	after := tcpTransfer(t, 250_000)
+	pids[after] = true
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.log(), "DATABASE FILE DELETED") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitTx(t, d, pids, 750_000) // a new `report` reads the file at the path
+	if !strings.Contains(d.log(), "DATABASE FILE DELETED WHILE RUNNING") {
+		t.Errorf("no loud log line:\n%s", d.log())
+	}
+	if ev := dbState(t, "http://127.0.0.1:19213")["file_events"]; ev != float64(1) {
+		t.Errorf("file_events %v", ev)
+	}
+	if del := deletedFDs(d.cmd.Process.Pid); len(del) > 0 {
+		t.Errorf("daemon still holds unlinked files: %v", del)
+	}
+	d.stop()
+	mustEqual(t, "tx before and after the deletion", txOf(d, pids), 750_000)
+	integrityCheck(t, d.db)
+}
+
+// The WAL made immutable while running (a read-only file): writes fail,
+// the rows are held, and written once it is writable again.
+func TestDBReadOnlyWhileRunning(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("SKIPPED: no chattr")
+	}
+	d := startDaemon(t, "200ms", "--listen", "127.0.0.1:19214")
+	first := tcpTransfer(t, 100_000)
+	pids := map[int]bool{first: true}
+	waitTx(t, d, pids, 100_000)
+	for _, f := range []string{d.db, d.db + "-wal"} {
+		if out, err := exec.Command("chattr", "+i", f).CombinedOutput(); err != nil {
+			t.Skipf("SKIPPED: chattr +i: %v %s", err, out)
+		}
+		defer exec.Command("chattr", "-i", f).Run()
+	}
+	held := tcpTransfer(t, 400_000)
+	pids[held] = true
+	deadline := time.Now().Add(10 * time.Second)
+	for dbState(t, "http://127.0.0.1:19214")["state"] != "failing" {
+		if time.Now().After(deadline) {
+			t.Fatalf("writes to an immutable WAL did not fail: %v\n%s", apiStatus(t, "http://127.0.0.1:19214"), d.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, f := range []string{d.db, d.db + "-wal"} {
+		exec.Command("chattr", "-i", f).Run()
+	}
+	waitTx(t, d, pids, 500_000)
+	d.stop()
+	if !strings.Contains(d.log(), "database writes resumed") {
+		t.Errorf("no resume line:\n%s", d.log())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	_ "github.com/glebarez/go-sqlite"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain lets a test re-execute this binary as another process
@@ -296,5 +297,64 @@ func TestGuardRecoversDeletedAndReplacedFile(t *testing.T) {
 	saved, _ := filepath.Glob(p + ".orphaned-*")
 	if len(saved) != 1 || totalTx(t, saved[0]) != 1001 {
 		t.Fatalf("old history not saved: %v", saved)
+	}
+}
+
+func TestReadOnlyMountIsClearError(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	mnt := t.TempDir()
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Skipf("cannot mount tmpfs: %v", err)
+	}
+	defer unix.Unmount(mnt, unix.MNT_DETACH)
+	p := filepath.Join(mnt, "bw.db")
+	w, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(context.Background(), time.Now(), sample(1, 1))
+	w.Close()
+	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{p, filepath.Join(mnt, "new.db"), filepath.Join(mnt, "sub", "new.db")} {
+		_, err := Open(path, Options{})
+		if err == nil || !strings.Contains(err.Error(), "read-only file system") || !strings.Contains(err.Error(), "writable file system") {
+			t.Errorf("writer on a read-only mount (%s): %v", path, err)
+		}
+	}
+}
+
+// An immutable -shm used to crash the daemon with SIGBUS (SQLite maps it
+// and cannot extend it): refused at start with the fix.
+func TestImmutableSidecarRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chattr +i needs root")
+	}
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("no chattr")
+	}
+	p := filepath.Join(t.TempDir(), "bw.db")
+	w, err := Open(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, f := range []string{p + "-shm", p + "-wal", p} {
+		os.WriteFile(f+".tmp", nil, 0o600)
+		if _, err := os.Stat(f); err != nil {
+			os.Rename(f+".tmp", f)
+		}
+		os.Remove(f + ".tmp")
+		if out, err := exec.Command("chattr", "+i", f).CombinedOutput(); err != nil {
+			t.Skipf("chattr: %v %s", err, out)
+		}
+		_, err := Open(p, Options{})
+		exec.Command("chattr", "-i", f).Run()
+		if err == nil || !strings.Contains(err.Error(), "immutable") || !strings.Contains(err.Error(), "chattr -i") {
+			t.Errorf("immutable %s: %v", f, err)
+		}
 	}
 }
