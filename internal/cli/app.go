@@ -1,5 +1,13 @@
 // Package cli is bwtracker's command line (urfave/cli v2): one file per
 // command. Exit codes: 0 ok, 1 runtime failure, 2 usage error.
+//
+// Writers of the database are `run` and `db vacuum`: both open it through
+// store.Open, which takes the writer lock first, so either refuses (exit 1,
+// naming the pid) while the other holds it. `run` is the one place that
+// owns shutdown and signals: SIGINT/SIGTERM stop after the final write
+// (bounded by collector.ShutdownBudget; what could not be written is
+// logged exactly), SIGHUP flushes at once and reloads alert rules, and the
+// daemon keeps running.
 package cli
 
 import (

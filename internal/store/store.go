@@ -35,6 +35,19 @@
 // WAL mode with a busy timeout, so `report` reads while `run` writes; each
 // flush is one transaction.
 //
+// One writer (lock.go): a writer Open takes flock on PATH.lock before it
+// touches the file and holds it until Close; a second writer gets a
+// *LockedError naming the holder's pid. The lock file also keeps a
+// last-flush marker, so committed flushes that SQLite dropped at open (a
+// damaged WAL) are reported (WALLoss). Readers inside the writer's process
+// come from Reader and never open+close the file outside SQLite (that
+// would drop the writer's POSIX locks and let the next process delete the
+// WAL). The files (guard.go): paths SQLite cannot use, files owned by
+// another user and immutable files are refused; files of ours readable by
+// others are made 0600; Guard, called before each flush, rebuilds a deleted
+// file from the open connection, saves the history of a replaced one aside
+// and reopens after an unlinked WAL; Checkpoint runs every CheckpointEvery.
+//
 // History tiers (rollup.go): Maintain adds samples rows to all three rollup
 // tables at once, taking them by id above the watermark and committing the
 // additive upserts with the new watermark in one transaction (a killed
