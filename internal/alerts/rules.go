@@ -399,9 +399,10 @@ func validKey(k string) bool {
 
 // matcher tests one label of a sample.
 type matcher struct {
-	key    string
-	glob   string
-	prefix netip.Prefix
+	key     string
+	glob    string
+	literal bool // no glob characters: a plain comparison
+	prefix  netip.Prefix
 }
 
 func newMatcher(key, val string) (matcher, error) {
@@ -428,6 +429,7 @@ func newMatcher(key, val string) (matcher, error) {
 	if _, err := path.Match(val, ""); err != nil {
 		return m, fmt.Errorf("match %s %q: bad glob pattern", key, val)
 	}
+	m.literal = !strings.ContainsAny(val, `*?[\`)
 	return m, nil
 }
 
@@ -439,6 +441,9 @@ func (m matcher) ok(l *sampleLabels) bool {
 	v := l.get(m.key)
 	if m.key == KeyExe && !strings.Contains(m.glob, "/") {
 		v = path.Base(v) // exe: rsync matches /usr/bin/rsync
+	}
+	if m.literal {
+		return m.glob == v
 	}
 	ok, _ := path.Match(m.glob, v)
 	return ok
