@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/glebarez/go-sqlite"
 
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -29,10 +32,17 @@ func TestVacuumCompacts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.DB().Exec("DELETE FROM samples").Error; err != nil {
+	s.Close()
+	// Empty the samples table behind the store's back (plain SQL on the
+	// closed file), leaving free pages for vacuum to give back.
+	raw, err := sql.Open("sqlite", db)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.Close()
+	if _, err := raw.Exec("DELETE FROM samples"); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
 	before := fileSize(db)
 	code, out, stderr := runCLI("db", "vacuum", "--db", db)
 	if code != 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -258,8 +257,8 @@ func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention
 	// Write caches process ids of the rows it wrote through this Store, and
 	// every such row has last_seen_ms >= the time the Store was opened:
 	// older rows are safe to delete, newer ones wait for a restart.
-	if t, ok := openedAt.Load(s); ok {
-		oldest = min(oldest, t.(int64))
+	if t := s.openedMs.Load(); t != 0 {
+		oldest = min(oldest, t)
 	}
 	// Raw rows at or below the watermark that could still name such a
 	// process are older than the raw cutoff: never read again, and pruned.
@@ -282,6 +281,3 @@ func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention
 	}
 	return n, nil
 }
-
-// openedAt records when each writable Store was opened (Unix ms).
-var openedAt sync.Map

@@ -78,6 +78,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -113,22 +114,6 @@ type Process struct {
 
 // TableName pins the table name.
 func (Process) TableName() string { return "processes" }
-
-// SampleRow is the samples table (created by samplesDDL, not by GORM). A
-// row's time is its flush's (flushes table); its process, endpoint, cgroup
-// and netns are its flow's (flows table).
-type SampleRow struct {
-	ID         int64  `gorm:"primaryKey"`
-	FlowID     int64  `gorm:"column:flow_id;not null"`
-	RemotePort uint16 `gorm:"column:remote_port;not null;default:0"`
-	TxBytes    uint64 `gorm:"column:tx_bytes;not null;default:0"`
-	RxBytes    uint64 `gorm:"column:rx_bytes;not null;default:0"`
-	TxCalls    uint64 `gorm:"column:tx_calls;not null;default:0"`
-	RxCalls    uint64 `gorm:"column:rx_calls;not null;default:0"`
-}
-
-// TableName pins the table name.
-func (SampleRow) TableName() string { return "samples" }
 
 // samplesDDL creates the samples table. AUTOINCREMENT: ids are never
 // reused, even when pruning empties the table, so the rollup watermark
@@ -210,8 +195,11 @@ type Store struct {
 	id      fileID      // the file opened (writers)
 	readers []*Store    // opened with Reader; reopened by Guard
 	walLoss *WALLoss
-	repairs []string
-	fdScan  time.Time
+	// openedMs is when this writable Store was opened (Unix ms): rows it
+	// wrote have last_seen_ms at or after it (see pruneProcesses).
+	openedMs atomic.Int64
+	repairs  []string
+	fdScan   time.Time
 }
 
 // Options tune Open.
@@ -469,10 +457,6 @@ func (s *Store) classify(op string, err error) error {
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }
-
-// DB exposes the GORM handle to other packages' tests and to the rollup code
-// in this package's future tiers; queries belong in this package.
-func (s *Store) DB() *gorm.DB { return s.db }
 
 // Size returns the database file size in bytes, including its WAL.
 func (s *Store) Size() int64 {

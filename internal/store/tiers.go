@@ -91,7 +91,7 @@ func rollupDDL(t Tier) string {
 // incremental auto-vacuum first (the DSN pragma comes too late once WAL
 // mode has written the header), so pruning gives pages back to the OS.
 func (s *Store) migrateTiers(ctx context.Context) error {
-	openedAt.Store(s, time.Now().UnixMilli())
+	s.openedMs.Store(time.Now().UnixMilli())
 	// Statement journals (every multi-row INSERT in a transaction writes
 	// one) in memory instead of a temp file: a third of Write's time.
 	// and a 16 MiB page cache (default 2 MiB) keeps the samples indexes'

@@ -79,9 +79,13 @@ type FlowKey struct {
 
 // FlowVal mirrors struct flow_val (24 bytes).
 type FlowVal struct {
-	Bytes   uint64
-	Calls   uint64
-	FirstNS uint64 // first call this interval (per CPU; the sum keeps the earliest)
+	Bytes uint64
+	Calls uint64
+	// FirstNS is the first call this interval (per CPU; DecodePerCPU keeps
+	// the earliest). Nothing downstream reads it: a sample is stamped with
+	// its flush's time, which the interval bounds. It stays in the layout
+	// (the C struct owns it); use it before adding another timestamp.
+	FirstNS uint64
 }
 
 // FlowCache mirrors struct flow_cache (112 bytes): a per-CPU cached TCP flow.
@@ -95,12 +99,15 @@ type FlowCache struct {
 	Valid   uint64
 }
 
-// ExecEvent mirrors struct exec_event (288 bytes).
+// ExecEvent mirrors struct exec_event (288 bytes). The collector keys the
+// executable path (Filename) by process (TGID, StartNS); UID and Comm are
+// not read: every flow key carries both already, and a flow's Comm is the
+// name at the time of the traffic, which is the one reports show.
 type ExecEvent struct {
 	TGID     uint32
-	UID      uint32
+	UID      uint32 // unused by Go (see above)
 	StartNS  uint64
-	Comm     [16]byte
+	Comm     [16]byte // unused by Go (see above)
 	Filename [256]byte
 }
 
