@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -57,6 +58,7 @@ logged and the previous rules stay active.`,
 			&cli.IntFlag{Name: "metrics-top", Value: metrics.DefaultTop, Usage: "Prometheus /metrics: label sets (exe, service, container, protocol) with their own series; the rest are summed into exe=\"other\". There are no pid or remote-address labels: one series per process or peer would swamp Prometheus (ebpf_exporter's maintainers refused per-PID labels for this reason)"},
 			&cli.StringFlag{Name: "rules", EnvVars: []string{"BWTRACKER_RULES"}, Usage: "alert rules and sinks from YAML `FILE` (see README, Alerts); reloaded on SIGHUP and when the file changes; a bad file is refused and the previous rules stay"},
 			&cli.StringSliceFlag{Name: "alert", Usage: "a one-line alert `RULE`, e.g. 'name=big;comm=rsync;dir=tx;above=5MiB;over=1m' (repeatable; added to --rules)"},
+			&cli.StringFlag{Name: "cpu-profile", Hidden: true, Usage: "debug: write a Go CPU profile of the whole run to `FILE` (go tool pprof)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
 		}, retentionFlags()...),
 		Action: runDaemon,
@@ -104,6 +106,13 @@ func runDaemon(c *cli.Context) error {
 		return err
 	}
 	log := newLogger(c)
+	if f := c.String("cpu-profile"); f != "" {
+		stopProf, err := startCPUProfile(f)
+		if err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+		defer stopProf()
+	}
 	if miss := missingCaps(); len(miss) > 0 {
 		return cli.Exit(fmt.Sprintf("run needs root or the capabilities %s (missing: %s): try `sudo bwtracker run`",
 			"CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN", strings.Join(miss, ", ")), 1)
@@ -355,4 +364,18 @@ func webConfig(c *cli.Context) (api.Config, error) {
 		return cfg, usagef("%v", err)
 	}
 	return cfg, nil
+}
+
+// startCPUProfile profiles the daemon until the returned func runs (the
+// hidden --cpu-profile flag, for `go tool pprof`).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -61,16 +61,18 @@ type status struct {
 
 func getStatus(t *testing.T, listen string) status {
 	t.Helper()
-	resp, err := http.Get("http://" + listen + "/api/status")
+	st, err := fetchStatus(listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var st status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
-	}
 	return st
+}
+
+var httpGet = http.Get
+
+func decodeJSON(resp *http.Response, v any) error {
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // waitFlushes waits until the daemon has finished n flushes that started
