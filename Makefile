@@ -1,7 +1,7 @@
 # bwtracker build. `make` installs what is missing (scripts/deps.sh), compiles
 # the BPF object, bundles the web UI and links one static-libbpf binary.
 .DELETE_ON_ERROR:
-.PHONY: all deps test test-deps test-unit test-cgofree lint soak bench bench-history bench-api bench-anomaly vmlinux clean install uninstall ui
+.PHONY: all deps test test-deps test-unit test-cgofree lint soak bench bench-history bench-scale bench-api bench-anomaly vmlinux clean install uninstall ui
 
 GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 CLANG     ?= clang
@@ -89,6 +89,11 @@ bench-anomaly:
 # 30 days of synthetic history through the real rollup code.
 bench-history: bwtracker
 	./scripts/bench-history.sh
+
+# Many new remotes per second (root): daemon CPU, bytes lost, DB bytes per
+# million samples, report latency on a 30-day high-cardinality file.
+bench-scale: bwtracker
+	GO=$(GO) ./scripts/bench-scale.sh
 
 # API latency (p50/p99) of /api/current and /api/history.
 bench-api: $(BPF_OBJ) ui/dist/index.html

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/aquasecurity/libbpfgo"
+
+	"github.com/bwtracker/bwtracker/internal/bpf/abi"
 )
 
 // fillFlows puts n distinct flows (one per remote address, 200 bytes each on
@@ -17,11 +19,11 @@ func fillFlows(t *testing.T, m *libbpfgo.BPFMap, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	val := make([]byte, flowValSize*ncpu)
+	val := make([]byte, abi.FlowValSize*ncpu)
 	binary.NativeEndian.PutUint64(val[0:], 200) // bytes
 	binary.NativeEndian.PutUint64(val[8:], 1)   // calls
 	for i := 0; i < n; i++ {
-		k := FlowKey{TGID: 4242, StartNS: 1, Proto: ProtoUDP, Dir: DirTX}
+		k := FlowKey{TGID: 4242, StartNS: 1, Proto: abi.ProtoUDP, Dir: DirTX}
 		k.RAddr[10], k.RAddr[11] = 0xff, 0xff
 		k.RAddr[12], k.RAddr[13], k.RAddr[14], k.RAddr[15] = 127, 100+byte(i>>16), byte(i>>8), byte(i)
 		kb, err := binary.Append(nil, binary.NativeEndian, &k)

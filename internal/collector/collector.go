@@ -577,8 +577,8 @@ func (c *Collector) drops() map[string]uint64 {
 	}
 	c.mu.Unlock()
 	for k, v := range out {
-		if k == "db_backlog_overflow" {
-			continue // logged by trimBacklog, once per outage
+		if k == "db_backlog_overflow" || k == bpf.DrainLeftover {
+			continue // logged by trimBacklog, once per outage; by the loader
 		}
 		if v > c.lastDrops[k] {
 			c.log.Warn("increments dropped", "cause", k, "new", v-c.lastDrops[k], "total", v)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -55,8 +56,12 @@ func udpSpray(n, size, pauseMS int) (result, error) {
 
 // status is the part of /api/status these tests read.
 type status struct {
-	LastFlush time.Time         `json:"last_flush"`
+	LastFlush time.Time         `json:"last_flush"` // last successful write
 	Drops     map[string]uint64 `json:"drops"`
+	DB        struct {
+		HeldSamples int    `json:"held_samples"`
+		LostBytes   uint64 `json:"lost_bytes"`
+	} `json:"db"`
 }
 
 func getStatus(t *testing.T, listen string) status {
@@ -156,11 +161,15 @@ type drainCase struct {
 
 var drainCases = []drainCase{{20_000, "32768"}, {100_000, "131072"}}
 
-var drainPort = 19110
-
+// nextListen picks a free loopback port for a daemon's API (other test
+// runs on this machine start daemons too: no fixed ports).
 func nextListen() string {
-	drainPort++
-	return "127.0.0.1:" + strconv.Itoa(drainPort)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // Everything sent within one interval is in the DB after the next two

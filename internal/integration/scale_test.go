@@ -85,19 +85,27 @@ func (d *daemon) stopWithin(limit time.Duration) time.Duration {
 	return time.Since(t0)
 }
 
-// BenchmarkScale runs, for each rate of new remotes per second (BWT_SCALE_RATES,
-// default 1000,5000,20000,50000), one process making that many new remotes
-// a second for BWT_SCALE_SECS (20) seconds, each remote live for up to 10 s
-// (at most 50,000 live flows), and prints the daemon's CPU, its flush
-// cadence and the bytes lost (generated minus reported). With
-// BWT_SCALE_PROFILE=DIR the daemon writes DIR/cpu-RATE.prof.
+// BenchmarkScale runs, for each RATE[:LIFE] of BWT_SCALE_RATES (default
+// 1000,5000,20000,50000,5000:10), one process making RATE new remotes a
+// second for BWT_SCALE_SECS (20) seconds, each remote getting one 200-byte
+// datagram a second for LIFE (1) seconds, so RATE*LIFE flows are live in
+// every interval, and prints the daemon's CPU, its drain cadence, the
+// bytes lost (generated minus reported after SIGTERM) and how long the stop
+// took. With BWT_SCALE_PROFILE=DIR the daemon writes DIR/cpu-RATE-LIFE.prof.
 func BenchmarkScale(b *testing.B) {
-	rates := []int{1000, 5000, 20000, 50000}
+	spec := "1000,5000,20000,50000,5000:10"
 	if v := os.Getenv("BWT_SCALE_RATES"); v != "" {
-		rates = nil
-		for _, f := range strings.Split(v, ",") {
-			rates = append(rates, atoi(f))
+		spec = v
+	}
+	type point struct{ rate, life int }
+	var points []point
+	for _, f := range strings.Split(spec, ",") {
+		r, l, ok := strings.Cut(f, ":")
+		p := point{atoi(r), 1}
+		if ok {
+			p.life = atoi(l)
 		}
+		points = append(points, p)
 	}
 	secs := 20
 	if v, _ := strconv.Atoi(os.Getenv("BWT_SCALE_SECS")); v > 0 {
@@ -112,14 +120,17 @@ func BenchmarkScale(b *testing.B) {
 		stop          time.Duration
 		dbBytes       int64
 		rss           int64
+		backlog       int
+		catchUp       time.Duration
+		usPerRemote   float64
 	}
 	var lines []line
-	for _, rate := range rates {
-		life := min(10, max(1, 50_000/rate))
+	for _, pt := range points {
+		rate, life := pt.rate, pt.life
 		listen := nextListen()
 		args := []string{"--map-entries", "262144", "--listen", listen}
 		if dir := os.Getenv("BWT_SCALE_PROFILE"); dir != "" {
-			args = append(args, "--cpu-profile", filepath.Join(dir, fmt.Sprintf("cpu-%d.prof", rate)))
+			args = append(args, "--cpu-profile", filepath.Join(dir, fmt.Sprintf("cpu-%d-%d.prof", rate, life)))
 		}
 		d := startDaemon(b, "1s", args...)
 		gen := startChild(b, "scale-gen", strconv.Itoa(rate), strconv.Itoa(secs), strconv.Itoa(life), "200")
@@ -128,6 +139,7 @@ func BenchmarkScale(b *testing.B) {
 		cpu0, t0 := procCPU(pid), time.Now()
 		// Watch the flush cadence while the generator runs.
 		var flushes []time.Time
+		var maxBacklog int
 		stopWatch := make(chan struct{})
 		watched := make(chan struct{})
 		go func() {
@@ -139,24 +151,38 @@ func BenchmarkScale(b *testing.B) {
 					return
 				case <-time.After(50 * time.Millisecond):
 				}
-				st, err := fetchStatus(listen)
-				if err == nil && st.LastFlush.After(last) {
-					last = st.LastFlush
+				// The live snapshot's time is the last drain.
+				var cur struct {
+					Time time.Time `json:"time"`
+				}
+				if resp, err := httpGet("http://" + listen + "/api/current?top=1"); err == nil && decodeJSON(resp, &cur) == nil && cur.Time.After(last) {
+					last = cur.Time
 					flushes = append(flushes, last)
+				}
+				if st, err := fetchStatus(listen); err == nil {
+					maxBacklog = max(maxBacklog, st.DB.HeldSamples)
 				}
 			}
 		}()
 		res := gen.wait()
 		wall := time.Since(t0)
 		cpu1 := procCPU(pid)
-		// Let it catch up (one more interval plus whatever backlog it has).
-		time.Sleep(3 * time.Second)
+		// Let it catch up: the writer may be behind; wait until everything
+		// drained is written (at most 5 minutes).
+		time.Sleep(1500 * time.Millisecond)
+		var catchUp time.Duration
+		for tEnd := time.Now(); time.Since(tEnd) < 5*time.Minute; time.Sleep(100 * time.Millisecond) {
+			st, err := fetchStatus(listen)
+			if err == nil && st.DB.HeldSamples == 0 && st.LastFlush.After(tEnd) {
+				catchUp = time.Since(tEnd)
+				break
+			}
+		}
+		cpuCaught := procCPU(pid)
 		close(stopWatch)
 		<-watched
 		rss := procRSS(pid)
 		stop := d.stopWithin(5 * time.Minute)
-		cpu2 := procCPU(pid)
-		_ = cpu2
 		var got uint64
 		for _, r := range forPID(d.report("process"), gen.pid()) {
 			got += r.TX
@@ -172,16 +198,17 @@ func BenchmarkScale(b *testing.B) {
 		}
 		l := line{rate: rate, live: rate * life, cpu: (cpu1 - cpu0).Seconds() / wall.Seconds(),
 			maxGap: maxGap, flushes: len(flushes), want: int(wall.Seconds()) + 3, sent: res.TX, got: got,
-			stop: stop, dbBytes: dbBytes, rss: rss}
+			stop: stop, dbBytes: dbBytes, rss: rss, backlog: maxBacklog, catchUp: catchUp,
+			usPerRemote: float64((cpuCaught - cpu0).Microseconds()) / float64(rate*secs)}
 		lines = append(lines, l)
-		fmt.Printf("rate %6d/s: live %6d  daemon CPU %6.1f%% of one core  max flush gap %6s  bytes lost %d of %d  stop %s  RSS %d MiB\n",
-			rate, l.live, 100*l.cpu, maxGap.Round(time.Millisecond), int64(l.sent)-int64(l.got), l.sent, stop.Round(time.Millisecond), rss>>20)
+		fmt.Printf("rate %6d/s life %2ds: live %6d  daemon CPU %6.1f%% of one core (%.0f CPU-µs per new remote incl. catch-up)  max drain gap %s  peak write backlog %d samples, caught up %s after the burst  bytes lost %d of %d  SIGTERM->exit %s  RSS %d MiB\n",
+			rate, life, l.live, 100*l.cpu, l.usPerRemote, maxGap.Round(time.Millisecond), maxBacklog, catchUp.Round(100*time.Millisecond), int64(l.sent)-int64(l.got), l.sent, stop.Round(time.Millisecond), rss>>20)
 	}
 	fmt.Println()
-	fmt.Println("new remotes/s | live flows | daemon CPU (% of one core) | max flush gap | bytes lost | SIGTERM->exit | daemon RSS")
+	fmt.Println("new remotes/s | live flows | daemon CPU % of one core | CPU-µs/new remote | max drain gap | peak backlog | caught up after | bytes lost | SIGTERM->exit | RSS")
 	for _, l := range lines {
-		fmt.Printf("%13d | %10d | %26.1f | %13s | %10d | %13s | %6d MiB\n", l.rate, l.live, 100*l.cpu, l.maxGap.Round(time.Millisecond),
-			int64(l.sent)-int64(l.got), l.stop.Round(time.Millisecond), l.rss>>20)
+		fmt.Printf("%13d | %10d | %24.1f | %17.0f | %13s | %12d | %15s | %10d | %13s | %3d MiB\n", l.rate, l.live, 100*l.cpu, l.usPerRemote,
+			l.maxGap.Round(time.Millisecond), l.backlog, l.catchUp.Round(100*time.Millisecond), int64(l.sent)-int64(l.got), l.stop.Round(time.Millisecond), l.rss>>20)
 	}
 }
 

@@ -132,6 +132,29 @@ func BenchmarkRollup(b *testing.B) {
 	}
 }
 
+// serverSynth is a public server: one process talking to perHour new
+// clients an hour, each client one row with its bytes (BENCH_CLIENTS_PER_HOUR).
+type serverSynth struct {
+	perHour int
+	next    int
+	frac    float64
+}
+
+func (g *serverSynth) flush(secs int) []Sample {
+	g.frac += float64(g.perHour) * float64(secs) / 3600
+	n := int(g.frac)
+	g.frac -= float64(n)
+	out := make([]Sample, n)
+	for i := range out {
+		c := g.next
+		g.next++
+		out[i] = Sample{ProcessKey: ProcessKey{PID: 80, StartNS: 1, Comm: "nginx"}, Exe: "/usr/sbin/nginx",
+			RemoteIP: fmt.Sprintf("10.%d.%d.%d", c>>16&255, c>>8&255, c&255), RemotePort: 443, Protocol: "tcp",
+			TxBytes: uint64(20000 + c%50000), RxBytes: uint64(800 + c%3000), TxCalls: 12, RxCalls: 4}
+	}
+	return out
+}
+
 // TestHistoryBench fills a database with 30 days of synthetic history
 // through Write and the real rollup/prune code and prints ingest, rollup
 // cost, size and query latencies. Opt-in (minutes): set
@@ -161,6 +184,10 @@ func TestHistoryBench(t *testing.T) {
 	}
 	ctx := context.Background()
 	g := newSynth(42, 200, 2000, per)
+	var srv *serverSynth
+	if cph := envInt("BENCH_CLIENTS_PER_HOUR", 0); cph > 0 && os.Getenv("BENCH_CLIENTS_PER_HOUR") != "" {
+		srv = &serverSynth{perHour: cph}
+	}
 	end := time.Now().Truncate(time.Second)
 	start := end.Add(-time.Duration(days) * 24 * time.Hour)
 	ret := DefaultRetention()
@@ -182,6 +209,9 @@ func TestHistoryBench(t *testing.T) {
 		var dayRows int64
 		for s := step; s <= 86400; s += step {
 			f := g.flush(perFlush, step)
+			if srv != nil {
+				f = srv.flush(step)
+			}
 			if err := st.Write(ctx, dayStart.Add(time.Duration(s)*time.Second), f); err != nil {
 				t.Fatal(err)
 			}
@@ -215,6 +245,7 @@ func TestHistoryBench(t *testing.T) {
 		t.Logf("  tier %-3s %9d rows", tr.Name, tr.Rows)
 	}
 	t.Logf("  processes %d", stats.Processes)
+	t.Logf("DB bytes per million samples written: %.0f (%d samples, %d file bytes)", float64(stats.FileBytes)/float64(rows)*1e6, rows, stats.FileBytes)
 
 	ro, err := Open(path, Options{ReadOnly: true})
 	if err != nil {

@@ -241,100 +241,118 @@ RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, t
 	return nil
 }
 
-// internEndpoints inserts (or finds) the endpoints keys with one statement
-// and records their ids in out.
+// internChunk bounds the keys one interning statement carries: bigger JSON
+// parameters cost the SQLite allocator an mmap/munmap pair each.
+const internChunk = 1000
+
+// internEndpoints inserts (or finds) the endpoints keys, one statement per
+// protocol and chunk whose parameter is a JSON array of the addresses
+// (plain array elements: json_each hands them over without extraction), and
+// records their ids in out.
 func internEndpoints(ctx context.Context, tx *sql.Tx, tsMs int64, keys []endpointKey, out map[endpointKey]int64) error {
-	if len(keys) == 0 {
-		return nil
+	byProto := map[string][]string{}
+	for _, k := range keys {
+		byProto[k.Protocol] = append(byProto[k.Protocol], k.IP)
 	}
-	arg := make([][2]string, len(keys))
-	for i, k := range keys {
-		arg[i] = [2]string{k.IP, k.Protocol}
-	}
-	b, err := json.Marshal(arg)
-	if err != nil {
-		return err
-	}
-	// "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a
-	// join constraint of the SELECT.
-	rows, err := tx.QueryContext(ctx, `INSERT INTO endpoints (ip, protocol, last_seen_ms)
-SELECT value->>0, value->>1, ? FROM json_each(?) WHERE true
+	for proto, ips := range byProto {
+		for len(ips) > 0 {
+			chunk := ips[:min(len(ips), internChunk)]
+			ips = ips[len(chunk):]
+			b, err := json.Marshal(chunk)
+			if err != nil {
+				return err
+			}
+			// "WHERE true" keeps SQLite's parser from reading ON CONFLICT
+			// as a join constraint of the SELECT.
+			rows, err := tx.QueryContext(ctx, `INSERT INTO endpoints (ip, protocol, last_seen_ms)
+SELECT value, ?, ? FROM json_each(?) WHERE true
 ON CONFLICT (ip, protocol) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
-RETURNING id, ip, protocol`, tsMs, string(b))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var id int64
-		var k endpointKey
-		if err := rows.Scan(&id, &k.IP, &k.Protocol); err != nil {
-			return err
+RETURNING id, ip`, proto, tsMs, string(b))
+			if err != nil {
+				return err
+			}
+			n := 0
+			for rows.Next() {
+				var id int64
+				k := endpointKey{Protocol: proto}
+				if err := rows.Scan(&id, &k.IP); err != nil {
+					rows.Close()
+					return err
+				}
+				out[k] = id
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if n != len(chunk) {
+				return fmt.Errorf("interned %d of %d endpoints", n, len(chunk))
+			}
 		}
-		out[k] = id
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if n != len(keys) {
-		return fmt.Errorf("interned %d of %d endpoints", n, len(keys))
 	}
 	return nil
 }
 
-// internFlows is internEndpoints for flows.
+// flowGroup is what the new flows of one process, cgroup and netns share.
+type flowGroup struct {
+	ProcID   int64
+	CgroupID uint64
+	NetNS    uint32
+}
+
+// internFlows is internEndpoints for flows: one statement per (process,
+// cgroup, netns) and chunk, its parameter the endpoint ids.
 func internFlows(ctx context.Context, tx *sql.Tx, tsMs int64, keys []flowKey, out map[flowKey]int64) error {
-	if len(keys) == 0 {
-		return nil
+	groups := map[flowGroup][]int64{}
+	for _, k := range keys {
+		g := flowGroup{k.ProcID, k.CgroupID, k.NetNS}
+		groups[g] = append(groups[g], k.EndpointID)
 	}
-	b := make([]byte, 0, 48*len(keys))
-	b = append(b, '[')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		b = strconv.AppendInt(b, k.ProcID, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, k.EndpointID, 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(k.CgroupID), 10)
-		b = append(b, ',')
-		b = strconv.AppendInt(b, int64(k.NetNS), 10)
-		b = append(b, ']')
-	}
-	b = append(b, ']')
-	rows, err := tx.QueryContext(ctx, `INSERT INTO flows (proc_id, endpoint_id, cgroup_id, netns, last_seen_ms)
-SELECT value->>0, value->>1, value->>2, value->>3, ? FROM json_each(?) WHERE true
+	for g, eps := range groups {
+		for len(eps) > 0 {
+			chunk := eps[:min(len(eps), internChunk)]
+			eps = eps[len(chunk):]
+			b := make([]byte, 0, 8*len(chunk)+2)
+			b = append(b, '[')
+			for i, e := range chunk {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, e, 10)
+			}
+			b = append(b, ']')
+			rows, err := tx.QueryContext(ctx, `INSERT INTO flows (proc_id, endpoint_id, cgroup_id, netns, last_seen_ms)
+SELECT ?, value, ?, ?, ? FROM json_each(?) WHERE true
 ON CONFLICT (proc_id, endpoint_id, cgroup_id, netns) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
-RETURNING id, proc_id, endpoint_id, cgroup_id, netns`, tsMs, string(b))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		var id, cg, netns int64
-		var k flowKey
-		if err := rows.Scan(&id, &k.ProcID, &k.EndpointID, &cg, &netns); err != nil {
-			return err
+RETURNING id, endpoint_id`, g.ProcID, int64(g.CgroupID), int64(g.NetNS), tsMs, string(b))
+			if err != nil {
+				return err
+			}
+			n := 0
+			for rows.Next() {
+				var id int64
+				k := flowKey{ProcID: g.ProcID, CgroupID: g.CgroupID, NetNS: g.NetNS}
+				if err := rows.Scan(&id, &k.EndpointID); err != nil {
+					rows.Close()
+					return err
+				}
+				out[k] = id
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if n != len(chunk) {
+				return fmt.Errorf("interned %d of %d flows", n, len(chunk))
+			}
 		}
-		k.CgroupID, k.NetNS = uint64(cg), uint32(netns)
-		out[k] = id
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if n != len(keys) {
-		return fmt.Errorf("interned %d of %d flows", n, len(keys))
 	}
 	return nil
 }
 
-// insertJSON inserts one flush's rows from a single JSON array parameter,
+// insertJSON inserts rows of one flush from a single JSON array parameter,
 // one [flow_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls] array
 // per row. The SQLite driver parses
 // every statement on every execution (no prepared-statement reuse), so one
@@ -343,37 +361,47 @@ RETURNING id, proc_id, endpoint_id, cgroup_id, netns`, tsMs, string(b))
 const insertJSON = `INSERT INTO samples (flow_id, remote_port, tx_bytes, rx_bytes, tx_calls, rx_calls)
 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?)`
 
-// insertSamples writes the flush's rows with one statement (their ids are
-// consecutive: one statement, one writer) and its flushes row.
+// insertSamples writes the flush's rows, internChunk rows per statement
+// (their ids are consecutive: one transaction, one writer), and its flushes
+// row.
 func (s *Store) insertSamples(ctx context.Context, tx *sql.Tx, tsMs int64, samples []Sample, ids []int64) error {
-	b := make([]byte, 0, 64*len(samples))
-	b = append(b, '[')
-	for i := range samples {
-		sm := &samples[i]
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		for k, v := range [...]int64{ids[i], int64(sm.RemotePort), int64(sm.TxBytes), int64(sm.RxBytes), int64(sm.TxCalls), int64(sm.RxCalls)} {
-			if k > 0 {
+	var first, last int64
+	b := make([]byte, 0, 48*min(len(samples), internChunk))
+	for lo := 0; lo < len(samples); lo += internChunk {
+		hi := min(lo+internChunk, len(samples))
+		b = append(b[:0], '[')
+		for i := lo; i < hi; i++ {
+			sm := &samples[i]
+			if i > lo {
 				b = append(b, ',')
 			}
-			b = strconv.AppendInt(b, v, 10)
+			b = append(b, '[')
+			for k, v := range [...]int64{ids[i], int64(sm.RemotePort), int64(sm.TxBytes), int64(sm.RxBytes), int64(sm.TxCalls), int64(sm.RxCalls)} {
+				if k > 0 {
+					b = append(b, ',')
+				}
+				b = strconv.AppendInt(b, v, 10)
+			}
+			b = append(b, ']')
 		}
 		b = append(b, ']')
+		r, err := tx.ExecContext(ctx, insertJSON, string(b))
+		if err != nil {
+			return err
+		}
+		if last, err = r.LastInsertId(); err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err != nil || n != int64(hi-lo) {
+			return fmt.Errorf("inserted %d of %d rows (%v)", n, hi-lo, err)
+		}
+		if lo == 0 {
+			first = last - int64(hi-lo) + 1
+		}
 	}
-	b = append(b, ']')
-	r, err := tx.ExecContext(ctx, insertJSON, string(b))
-	if err != nil {
-		return err
+	if last-first+1 != int64(len(samples)) {
+		return fmt.Errorf("sample ids %d..%d are not consecutive for %d rows", first, last, len(samples))
 	}
-	last, err := r.LastInsertId()
-	if err != nil {
-		return err
-	}
-	if n, err := r.RowsAffected(); err != nil || n != int64(len(samples)) {
-		return fmt.Errorf("inserted %d of %d rows (%v)", n, len(samples), err)
-	}
-	_, err = tx.ExecContext(ctx, "INSERT INTO flushes (last_id, first_id, ts_ms) VALUES (?, ?, ?)", last, last-int64(len(samples))+1, tsMs)
+	_, err := tx.ExecContext(ctx, "INSERT INTO flushes (last_id, first_id, ts_ms) VALUES (?, ?, ?)", last, first, tsMs)
 	return err
 }

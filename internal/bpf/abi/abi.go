@@ -135,14 +135,26 @@ func (k *FlowKey) Remote() netip.Addr {
 	return netip.AddrFrom16(k.RAddr).Unmap()
 }
 
-// DecodeFlowKey decodes a raw map key.
+// DecodeFlowKey decodes a raw map key. Field by field (no reflection): the
+// drain decodes every map entry, and binary.Decode's reflection was a
+// visible share of the daemon's CPU at tens of thousands of flows.
 func DecodeFlowKey(b []byte) (FlowKey, error) {
 	var k FlowKey
 	if len(b) != FlowKeySize {
 		return k, fmt.Errorf("flow key: %d bytes, want %d", len(b), FlowKeySize)
 	}
-	_, err := binary.Decode(b, binary.NativeEndian, &k)
-	return k, err
+	ne := binary.NativeEndian
+	k.TGID = ne.Uint32(b[0:])
+	k.UID = ne.Uint32(b[4:])
+	k.StartNS = ne.Uint64(b[8:])
+	k.CgroupID = ne.Uint64(b[16:])
+	copy(k.RAddr[:], b[24:40])
+	k.RPort = ne.Uint16(b[40:])
+	k.Proto = b[42]
+	k.Dir = b[43]
+	k.NetNS = ne.Uint32(b[44:])
+	copy(k.Comm[:], b[48:64])
+	return k, nil
 }
 
 // DecodePerCPU sums a per-CPU flow_val array.
@@ -151,15 +163,12 @@ func DecodePerCPU(b []byte) (FlowVal, error) {
 	if len(b)%FlowValSize != 0 {
 		return sum, fmt.Errorf("per-CPU flow value: %d bytes is not a multiple of %d", len(b), FlowValSize)
 	}
+	ne := binary.NativeEndian
 	for off := 0; off < len(b); off += FlowValSize {
-		var v FlowVal
-		if _, err := binary.Decode(b[off:off+FlowValSize], binary.NativeEndian, &v); err != nil {
-			return sum, err
-		}
-		sum.Bytes += v.Bytes
-		sum.Calls += v.Calls
-		if v.FirstNS != 0 && (sum.FirstNS == 0 || v.FirstNS < sum.FirstNS) {
-			sum.FirstNS = v.FirstNS
+		sum.Bytes += ne.Uint64(b[off:])
+		sum.Calls += ne.Uint64(b[off+8:])
+		if first := ne.Uint64(b[off+16:]); first != 0 && (sum.FirstNS == 0 || first < sum.FirstNS) {
+			sum.FirstNS = first
 		}
 	}
 	return sum, nil
