@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -68,22 +67,15 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 		out[i] = Period{Start: edges[i], End: edges[i+1]}
 	}
 	tops := make([]map[Row]*Row, len(out)) // key: row with zeroed sums
-	groups, sels := groupSQL(by)
 	err = s.readTx(ctx, func(db querier) error {
 		st, err := readTierState(ctx, db)
 		if err != nil {
 			return s.classify("query", err)
 		}
-		union, cf, args, ok := st.source(q, ems, len(Tiers)-1)
+		sqlq, args, ok := st.selectSQL(q, selection{edges: ems, maxTier: len(Tiers) - 1, by: by, bucket: grain})
 		if !ok {
 			return nil
 		}
-		sqlq := fmt.Sprintf("SELECT s.t - s.t %% %d AS tb, ", grain) + strings.Join(sels, ", ") +
-			", sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)" +
-			" FROM (" + union + ") s CROSS JOIN processes p ON p.id = s.proc_id" +
-			endpointJoin(by) +
-			" LEFT JOIN cgroups c ON c.id = s.cgroup_id" + cf +
-			" GROUP BY tb, " + strings.Join(groups, ", ")
 		rows, err := db.QueryContext(ctx, sqlq, args...)
 		if err != nil {
 			return s.classify("query", err)

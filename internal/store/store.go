@@ -23,7 +23,7 @@
 //	           per tier "avail.<tier>", the Unix ms its data is complete from.
 //	known_apps, alert_history (alerts.go): internal/alerts' state, the
 //	           programs new-app has seen and the bounded alert history.
-//	rollup_1m, rollup_1h, rollup_1d  (tiers.go; WITHOUT ROWID)
+//	rollup_1m, rollup_1h, rollup_1d  (schema.go; WITHOUT ROWID)
 //	           one row per (bucket_ms, proc_id, endpoint_id, cgroup_id) with
 //	           summed tx/rx bytes and calls. bucket_ms is the bucket start
 //	           (UTC multiples of 1m/1h/1d); a sample lands in the bucket its
@@ -58,6 +58,15 @@
 // stretches served by the coarsest tier that fits, plus raw rows above the
 // watermark, so totals equal the raw sums wherever a kept tier resolves the
 // window's edges.
+//
+// Floor plan: store.go opens and classifies errors; schema.go holds the
+// tiers, their retention and rollup DDL (migrate.go the version upgrades);
+// plan.go decides which tier serves which stretch of a window; sqlgen.go is
+// the one SQL assembler (selectSQL: segments, joins, filters, dimensions)
+// that Totals, Series and Periods (query.go, periods.go) all go through;
+// write.go is the per-flush write path; rollup.go rolls up and prunes;
+// lock.go and guard.go protect the file; stats.go and alerts.go serve
+// `db stats` and internal/alerts.
 //
 // Size: about 26 bytes per samples row (flows active per interval x
 // intervals in --keep-raw) plus about 37 bytes per rollup row (distinct
