@@ -435,7 +435,7 @@ func (s *Store) check(readOnly bool) error {
 			return s.classify("migrate schema", err)
 		}
 	}
-	if err := s.migrateTiers(ctx); err != nil { // rollup_1m, rollup_1h, rollup_1d (tiers.go)
+	if err := s.migrateTiers(ctx); err != nil { // rollup_1m, rollup_1h, rollup_1d (schema.go)
 		return err
 	}
 	if err := s.migrateAlerts(ctx); err != nil { // known_apps, alert_history (alerts.go)
