@@ -113,7 +113,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	type line struct {
 		rate, live    int
-		cpu, cpuAfter float64
+		cpu           float64
 		maxGap        time.Duration
 		flushes, want int
 		sent, got     uint64
