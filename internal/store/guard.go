@@ -385,6 +385,9 @@ func (s *Store) reopenLocked() error {
 	}
 	s.resetCaches()
 	for _, r := range s.readers {
+		if r.closed {
+			continue
+		}
 		if err := r.openHandle(); err != nil {
 			return err
 		}

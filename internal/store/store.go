@@ -209,6 +209,7 @@ type Store struct {
 	openedMs atomic.Int64
 	repairs  []string
 	fdScan   time.Time
+	closed   bool // Close was called: Guard must not reopen it
 }
 
 // Options tune Open.
@@ -484,6 +485,7 @@ func (s *Store) Close() error {
 	s.gate.Lock()
 	defer s.gate.Unlock()
 	defer s.lock.release()
+	s.closed = true
 	if s.sql == nil {
 		return nil
 	}
