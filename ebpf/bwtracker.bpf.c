@@ -21,6 +21,14 @@
  * non-sleepable BPF programs (maybe_wait_bpf_programs(), synchronize_rcu),
  * so once the swap returns nothing writes the old map any more and it can be
  * read and emptied at leisure.
+ *
+ * A full flows map loses detail, not bytes: flows_add() falls back to
+ * overflow_add(), which adds the bytes to the process's entry (remote and
+ * port zeroed) in the overflow map of the current generation, and when that
+ * is full too, to the per-CPU unattributed slot of the generation and
+ * direction. The generation (0/1) is a plain array entry user space flips
+ * before it swaps the flows maps; the swap's wait for running programs is
+ * what makes the old generation's overflow map and slots quiescent too.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -54,6 +62,9 @@ _Static_assert(sizeof(struct flow_cache) == 112, "flow_cache layout: keep intern
 
 #ifndef BWT_FLOWS_MAX
 #define BWT_FLOWS_MAX 32768
+#endif
+#ifndef BWT_OVERFLOW_MAX
+#define BWT_OVERFLOW_MAX 4096
 #endif
 
 /* Set by the loader before load. */
@@ -91,6 +102,42 @@ struct {
 } active_cache SEC(".maps") = {
 	.values = { [0] = &cache_a },
 };
+
+/* Per-process aggregates of flows the flows map had no room for: the
+ * flow_key with raddr/rport zeroed. One per generation. */
+struct overflow_map {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, BWT_OVERFLOW_MAX);
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+} overflow_a SEC(".maps"), overflow_b SEC(".maps");
+
+/* Never updated from user space: indexed by the generation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__array(values, struct overflow_map);
+} overflow_maps SEC(".maps") = {
+	.values = { [0] = &overflow_a, [1] = &overflow_b },
+};
+
+/* Last resort: bytes no map had room for, slot generation * 2 + dir. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BWT_UNATTR_SLOTS);
+	__type(key, __u32);
+	__type(value, struct flow_val);
+} unattributed SEC(".maps");
+
+/* The generation the overflow map and unattributed slots belong to (0/1),
+ * flipped by user space before each swap of the flows maps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} generation SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -171,33 +218,67 @@ static __always_inline int addr_is_zero(const __u8 *a)
 	return lo == 0 && hi == 0;
 }
 
-/* Adds to the entry of key in a flows map, creating it when missing. */
-static __always_inline void flows_add(void *flows, const struct flow_key *key, __u64 bytes, __u64 calls)
+/* Adds to the entry of key in a hash of flow_val, creating it when
+ * missing. Returns 0, or the update error when the entry could not be
+ * created (E2BIG/ENOMEM: the map is full). */
+static __always_inline long hash_add(void *m, const struct flow_key *key, __u64 bytes, __u64 calls)
 {
-	struct flow_val *v = bpf_map_lookup_elem(flows, key);
+	struct flow_val *v = bpf_map_lookup_elem(m, key);
 	if (!v) {
 		/* The clock is read only when an entry is created: ~40 ns a
 		 * call on this VM, too much for every send. */
 		struct flow_val nv = { .bytes = bytes, .calls = calls, .first_ns = bpf_ktime_get_boot_ns() };
-		long err = bpf_map_update_elem(flows, key, &nv, BPF_NOEXIST);
+		long err = bpf_map_update_elem(m, key, &nv, BPF_NOEXIST);
 		if (!err)
-			return;
-		if (err == -EEXIST_) {
-			/* Another program on this CPU created it meanwhile. */
-			v = bpf_map_lookup_elem(flows, key);
-		} else {
-			count_drop(err == -E2BIG_ || err == -ENOMEM_ ? BWT_DROP_FLOWS_FULL : BWT_DROP_FLOWS_UPDATE);
-			return;
-		}
-		if (!v) {
-			count_drop(BWT_DROP_FLOWS_UPDATE);
-			return;
-		}
+			return 0;
+		if (err != -EEXIST_)
+			return err;
+		/* Another program on this CPU created it meanwhile. */
+		v = bpf_map_lookup_elem(m, key);
+		if (!v)
+			return -EEXIST_;
 	}
 	/* Atomic: a preemptible kernel may run this program for another task on
 	 * the same CPU in the middle of our add. */
 	__sync_fetch_and_add(&v->bytes, bytes);
 	__sync_fetch_and_add(&v->calls, calls);
+	return 0;
+}
+
+/* The flows map had no room for key: keep the bytes with less detail. */
+static __always_inline void overflow_add(const struct flow_key *key, __u64 bytes, __u64 calls)
+{
+	__u32 zero = 0;
+	__u32 *g = bpf_map_lookup_elem(&generation, &zero);
+	__u32 gen = g ? (*g & 1) : 0;
+	void *ovf = bpf_map_lookup_elem(&overflow_maps, &gen);
+	if (ovf) {
+		struct flow_key pk = *key;
+		__builtin_memset(pk.raddr, 0, sizeof(pk.raddr));
+		pk.rport = 0;
+		if (!hash_add(ovf, &pk, bytes, calls))
+			return;
+	}
+	count_drop(BWT_DROP_OVERFLOW_FULL);
+	__u32 slot = gen * 2 + (key->dir & 1);
+	struct flow_val *u = bpf_map_lookup_elem(&unattributed, &slot);
+	if (!u) {
+		count_drop(BWT_DROP_UNATTRIBUTED);
+		return;
+	}
+	__sync_fetch_and_add(&u->bytes, bytes);
+	__sync_fetch_and_add(&u->calls, calls);
+}
+
+/* Adds to the entry of key in a flows map, creating it when missing; when
+ * it cannot be created, to the overflow map (see overflow_add). */
+static __always_inline void flows_add(void *flows, const struct flow_key *key, __u64 bytes, __u64 calls)
+{
+	long err = hash_add(flows, key, bytes, calls);
+	if (!err)
+		return;
+	count_drop(err == -E2BIG_ || err == -ENOMEM_ ? BWT_DROP_FLOWS_FULL : BWT_DROP_FLOWS_UPDATE);
+	overflow_add(key, bytes, calls);
 }
 
 /* Identity of the calling process, read once per event. */

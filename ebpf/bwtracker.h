@@ -23,13 +23,24 @@
 #define BWT_PROTO_PACKET 5
 #define BWT_PROTO_MPTCP 6
 
-/* Causes of lost increments, indexes of the per-CPU drops array. */
-#define BWT_DROP_FLOWS_FULL 0   /* flows map full: update failed with E2BIG/ENOMEM */
-#define BWT_DROP_FLOWS_UPDATE 1 /* any other flows map update error */
-#define BWT_DROP_NO_ACTIVE 2    /* no active flows map (never expected) */
-#define BWT_DROP_PEER_STASH 3   /* could not remember an unconnected peer */
-#define BWT_DROP_EXEC_EVENT 4   /* exec event ring buffer full */
-#define BWT_DROP_MAX 5
+/*
+ * Event counters, indexes of the per-CPU drops array. Two kinds:
+ * detail lost (the bytes are still counted, coarser) and bytes lost.
+ * A flow entry that cannot be created in the flows map is added to the
+ * process's entry in the overflow map (remote address and port zeroed);
+ * when that fails too, to the per-CPU unattributed slot of its direction.
+ */
+#define BWT_DROP_FLOWS_FULL 0    /* detail: flows map full (E2BIG/ENOMEM), bytes in the overflow map */
+#define BWT_DROP_FLOWS_UPDATE 1  /* detail: other flows map update error, bytes in the overflow map */
+#define BWT_DROP_NO_ACTIVE 2     /* BYTES LOST: no active flows map (never expected) */
+#define BWT_DROP_PEER_STASH 3    /* detail: could not remember an unconnected peer */
+#define BWT_DROP_EXEC_EVENT 4    /* detail: exec event ring buffer full (no exe path) */
+#define BWT_DROP_OVERFLOW_FULL 5 /* detail: overflow map full too, bytes in the unattributed slot */
+#define BWT_DROP_UNATTRIBUTED 6  /* BYTES LOST: no unattributed slot (never expected) */
+#define BWT_DROP_MAX 7
+
+/* Slots of the unattributed array: generation * 2 + direction. */
+#define BWT_UNATTR_SLOTS 4
 
 /*
  * Key of the flows maps: one entry per process, comm, cgroup, remote

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,6 +40,8 @@ type Config struct {
 	UI fs.FS
 	// Now overrides the clock used to resolve relative windows (tests).
 	Now func() time.Time
+	// TLS, when set (LoadTLS), serves HTTPS instead of HTTP.
+	TLS *tls.Config
 }
 
 // ValidateConfig checks a Config before the server starts: the listen

@@ -413,6 +413,9 @@ func (s *server) status(c *gin.Context) {
 	if out.Drops == nil {
 		out.Drops = map[string]uint64{}
 	}
+	if out.DetailLost == nil {
+		out.DetailLost = map[string]uint64{}
+	}
 	if sz, ok := s.q.(sizer); ok {
 		if out.DBPath == "" {
 			out.DBPath = sz.Path()

@@ -11,7 +11,9 @@ package api
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -236,7 +238,10 @@ func (s *server) auth(queryOK bool) gin.HandlerFunc {
 		} else if queryOK {
 			got = c.Query("token")
 		}
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), s.token) != 1 {
+		// Constant time, and over digests so that not even the token's
+		// length shows in the timing.
+		gd, wd := sha256.Sum256([]byte(got)), sha256.Sum256(s.token)
+		if got == "" || subtle.ConstantTimeCompare(gd[:], wd[:]) != 1 {
 			c.Header("WWW-Authenticate", `Bearer realm="bwtracker"`)
 			fail(c, http.StatusUnauthorized, "missing or wrong token: send \"Authorization: Bearer TOKEN\" (the token given to bwtracker run --auth-token)")
 			return
@@ -288,11 +293,23 @@ func ListenAndServe(ctx context.Context, cfg Config, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("web: listen on %s: %w (another bwtracker or program may use the port: pick another with --listen, or --no-web)", cfg.Listen, err)
 	}
+	if cfg.TLS != nil {
+		return serve(ctx, tls.NewListener(ln, cfg.TLS), h, "https")
+	}
 	return Serve(ctx, ln, h)
 }
 
 // Serve is ListenAndServe on an existing listener (tests use 127.0.0.1:0).
 func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	return serve(ctx, ln, h, "http")
+}
+
+// ServeTLS is Serve over TLS with a LoadTLS configuration.
+func ServeTLS(ctx context.Context, ln net.Listener, h http.Handler, cfg *tls.Config) error {
+	return serve(ctx, tls.NewListener(ln, cfg), h, "https")
+}
+
+func serve(ctx context.Context, ln net.Listener, h http.Handler, scheme string) error {
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
 	srv := &http.Server{
@@ -307,7 +324,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	slog.Info("web: serving API and dashboard", "url", "http://"+ln.Addr().String()+"/")
+	slog.Info("web: serving API and dashboard", "url", scheme+"://"+ln.Addr().String()+"/")
 	select {
 	case err := <-errc:
 		return fmt.Errorf("web: %w", err)

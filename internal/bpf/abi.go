@@ -23,6 +23,8 @@ const (
 	ProtoRaw    = abi.ProtoRaw
 	ProtoPacket = abi.ProtoPacket
 	ProtoMPTCP  = abi.ProtoMPTCP
+	// ProtoOverflow marks drained overflow/unattributed entries.
+	ProtoOverflow = abi.ProtoOverflow
 )
 
 const (
@@ -38,4 +40,6 @@ var (
 	DecodePerCPU      = abi.DecodePerCPU
 	DecodeCachePerCPU = abi.DecodeCachePerCPU
 	DecodeExecEvent   = abi.DecodeExecEvent
+	LosesBytes        = abi.LosesBytes
+	DetailOnly        = abi.DetailOnly
 )

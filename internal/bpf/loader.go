@@ -1,6 +1,10 @@
 // Package bpf loads bwtracker's BPF programs (embedded from ebpf/), picks a
 // hook backend, attaches it, and drains the per-CPU flow maps without losing
 // increments. It is the only package that talks to libbpf.
+//
+// A full flows map loses detail, not bytes: see overflow.go (the overflow
+// maps and unattributed slots) and sizing.go (how big the per-CPU maps are
+// and the kernel memory formula: CPUs x entries).
 package bpf
 
 import (
@@ -109,8 +113,8 @@ func Select(requested Backend, p Probe) (Backend, error) {
 // Options configure Load.
 type Options struct {
 	Hook Backend
-	// MapEntries is the capacity of each of the two flows maps (0 = the
-	// object's default, 32768).
+	// MapEntries is the capacity of each of the two flows maps (0 = sized
+	// for this machine's CPUs, see SizeMaps).
 	MapEntries uint32
 	// SelfTGID is not counted (the daemon's own API traffic).
 	SelfTGID uint32
@@ -133,6 +137,10 @@ type Tracker struct {
 	activeC  *libbpfgo.BPFMap
 	cur      int // index into flows of the map the kernel writes
 	drops    *libbpfgo.BPFMap
+	overflow [2]*libbpfgo.BPFMap // per-process aggregates, one per generation
+	unattr   *libbpfgo.BPFMap    // last-resort slots, generation*2+dir
+	gen      *libbpfgo.BPFMap    // the generation the kernel writes (== cur)
+	memBytes uint64
 	capacity int
 	rb       *libbpfgo.RingBuffer
 	execRaw  chan []byte
@@ -239,15 +247,21 @@ func Load(opts Options) (_ *Tracker, err error) {
 	if err := mod.InitGlobalVariable("self_tgid", opts.SelfTGID); err != nil {
 		return nil, fmt.Errorf("setting self_tgid: %w", err)
 	}
-	for _, name := range []string{"flows_a", "flows_b"} {
-		m, err := mod.GetMap(name)
+	ncpu, err := possibleCPUs()
+	if err != nil {
+		return nil, err
+	}
+	sizes := SizeMaps(ncpu, opts.MapEntries)
+	for _, m := range []struct {
+		name string
+		n    uint32
+	}{{"flows_a", sizes.Flows}, {"flows_b", sizes.Flows}, {"overflow_a", sizes.Overflow}, {"overflow_b", sizes.Overflow}} {
+		bm, err := mod.GetMap(m.name)
 		if err != nil {
 			return nil, err
 		}
-		if opts.MapEntries > 0 {
-			if err := m.SetMaxEntries(opts.MapEntries); err != nil {
-				return nil, fmt.Errorf("sizing %s: %w", name, err)
-			}
+		if err := bm.SetMaxEntries(m.n); err != nil {
+			return nil, fmt.Errorf("sizing %s: %w", m.name, err)
 		}
 	}
 	enabled := map[string]bool{}
@@ -297,6 +311,18 @@ func Load(opts Options) (_ *Tracker, err error) {
 	if t.drops, err = mod.GetMap("drops"); err != nil {
 		return nil, err
 	}
+	for i, name := range []string{"overflow_a", "overflow_b"} {
+		if t.overflow[i], err = mod.GetMap(name); err != nil {
+			return nil, err
+		}
+	}
+	if t.unattr, err = mod.GetMap("unattributed"); err != nil {
+		return nil, err
+	}
+	if t.gen, err = mod.GetMap("generation"); err != nil {
+		return nil, err
+	}
+	t.logMapMemory(ncpu, sizes)
 	if opts.NoAttach {
 		return t, nil
 	}
@@ -370,6 +396,11 @@ func (t *Tracker) ExecEvents() <-chan ExecEvent { return t.execCh }
 // time, and both old maps are drained only after both swaps returned.
 func (t *Tracker) swap() error {
 	next := 1 - t.cur
+	// The overflow generation first: the two map-in-map updates below wait
+	// for every program that may still have read the old one.
+	if err := t.setGeneration(next); err != nil {
+		return err
+	}
 	key := uint32(0)
 	cfd := uint32(t.caches[next].FileDescriptor())
 	if err := t.activeC.Update(unsafe.Pointer(&key), unsafe.Pointer(&cfd)); err != nil {
@@ -541,7 +572,8 @@ func (t *Tracker) drainMapKeys(m *libbpfgo.BPFMap, fn func(FlowKey, FlowVal)) (i
 func (t *Tracker) Drain(fn func(FlowKey, FlowVal)) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old, oldC := t.flows[t.cur], t.caches[t.cur]
+	g := t.cur
+	old, oldC := t.flows[g], t.caches[g]
 	if err := t.swap(); err != nil {
 		return 0, err
 	}
@@ -550,6 +582,13 @@ func (t *Tracker) Drain(fn func(FlowKey, FlowVal)) (int, error) {
 		return n, err
 	}
 	m, err := t.drainCache(oldC, fn)
+	n += m
+	if err != nil {
+		return n, err
+	}
+	// After the cache: flushing a cached flow into a full flows map (only
+	// the kernel does that) lands here too, in the same generation.
+	m, err = t.drainOverflow(g, fn)
 	return n + m, err
 }
 
@@ -578,6 +617,11 @@ func (t *Tracker) Detach(fn func(FlowKey, FlowVal)) (int, error) {
 			return total, err
 		}
 		n, err = t.drainCache(t.caches[i], fn)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		n, err = t.drainOverflow(i, fn)
 		total += n
 		if err != nil {
 			return total, err

@@ -144,3 +144,25 @@ func TestTracepointCountsLoopbackTCP(t *testing.T) {
 		}
 	}
 }
+
+// The kernel's own account of the maps' memory (fdinfo memlock) matches the
+// package formula within 1%, so the sizing that bounds it on big machines
+// rests on the real figure.
+func TestMapMemoryMatchesFormula(t *testing.T) {
+	requireRoot(t)
+	tr, err := Load(Options{Hook: Auto, NoAttach: true, MapEntries: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ncpu, err := possibleCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := SizeMaps(ncpu, 4096).TotalBytes(ncpu)
+	got := tr.MapMemory()
+	t.Logf("%d possible CPUs: kernel says %d bytes, formula %d", ncpu, got, est)
+	if got == 0 || float64(got) < float64(est)*0.99 || float64(got) > float64(est)*1.05 {
+		t.Fatalf("kernel memory %d bytes, formula %d", got, est)
+	}
+}

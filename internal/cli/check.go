@@ -174,9 +174,21 @@ func daemonStatus(c *cli.Context, say func(bool, string, string)) {
 		}
 	}
 	sort.Strings(parts)
-	if total == 0 {
-		say(true, "running daemon", "backend "+st.Hook+", no increments dropped")
-	} else {
-		say(false, "running daemon", "backend "+st.Hook+", DROPPED: "+strings.Join(parts, " ")+" (raise --map-entries or shorten --interval)")
+	var detail []string
+	for k, v := range st.DetailLost {
+		if v > 0 {
+			detail = append(detail, fmt.Sprintf("%s=%d", k, v))
+		}
 	}
+	sort.Strings(detail)
+	msg := "backend " + st.Hook
+	if total == 0 {
+		msg += ", no bytes lost"
+	} else {
+		msg += ", BYTES LOST: " + strings.Join(parts, " ")
+	}
+	if len(detail) > 0 {
+		msg += "; detail lost, bytes kept: " + strings.Join(detail, " ") + " (raise --map-entries or shorten --interval for the full remote breakdown)"
+	}
+	say(total == 0, "running daemon", msg)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/collector"
 	"github.com/bwtracker/bwtracker/internal/metrics"
+	"github.com/bwtracker/bwtracker/internal/privdrop"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/internal/version"
@@ -50,11 +53,14 @@ logged and the previous rules stay active.`,
 			dbFlag(),
 			&cli.DurationFlag{Name: "interval", Value: time.Second, EnvVars: []string{"BWTRACKER_INTERVAL"}, Usage: "how often to drain the kernel counters and write the database (10ms to 1h)"},
 			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook backend: auto (probe the kernel), tracepoint (Linux >= 6.4) or fentry (5.17 - 6.3)"},
-			&cli.UintFlag{Name: "map-entries", Value: 32768, Usage: "capacity of each kernel flow map (flows per interval); overflow is counted as drops"},
+			&cli.UintFlag{Name: "map-entries", Value: 0, Usage: "capacity of each kernel flow map (flows per interval; 0 = 32768, fewer on machines with many CPUs so the per-CPU maps stay within 64 MiB). Flows beyond it keep their bytes in a per-process overflow entry (remote shown as \"(overflow)\"): totals stay exact, only the remote breakdown is lost"},
 			&cli.StringFlag{Name: "listen", Value: api.DefaultListen, EnvVars: []string{"BWTRACKER_LISTEN"}, Usage: "`ADDR:PORT` of the web dashboard, REST API and /metrics; a non-loopback address requires --auth-token"},
 			&cli.BoolFlag{Name: "no-web", Usage: "do not serve the dashboard, API or metrics"},
-			&cli.StringFlag{Name: "auth-token", EnvVars: apiclient.TokenEnvVars, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request"},
-			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line)"},
+			&cli.StringFlag{Name: "auth-token", EnvVars: apiclient.TokenEnvVars, Usage: "require `TOKEN` as \"Authorization: Bearer TOKEN\" on every API, stream and metrics request. On the command line every local user sees it in ps: prefer --auth-token-file or the environment variable"},
+			&cli.StringFlag{Name: "auth-token-file", Usage: "read the auth token from `FILE` (first line; the file must not be readable by group or others: chmod 600)"},
+			&cli.StringFlag{Name: "tls-cert-file", Usage: "serve HTTPS (TLS 1.2+) with this PEM certificate `FILE` (chain, leaf first); with --tls-key-file"},
+			&cli.StringFlag{Name: "tls-key-file", Usage: "PEM private key `FILE` of --tls-cert-file (mode 0600)"},
+			&cli.StringFlag{Name: "tls-client-ca", Usage: "require client certificates signed by the CA(s) in this PEM `FILE` (mutual TLS); the token is still checked"},
 			&cli.IntFlag{Name: "metrics-top", Value: metrics.DefaultTop, Usage: "Prometheus /metrics: label sets (exe, service, container, protocol) with their own series; the rest are summed into exe=\"other\". There are no pid or remote-address labels: one series per process or peer would swamp Prometheus (ebpf_exporter's maintainers refused per-PID labels for this reason)"},
 			&cli.StringFlag{Name: "rules", EnvVars: []string{"BWTRACKER_RULES"}, Usage: "alert rules and sinks from YAML `FILE` (see README, Alerts); reloaded on SIGHUP and when the file changes; a bad file is refused and the previous rules stay"},
 			&cli.StringSliceFlag{Name: "alert", Usage: "a one-line alert `RULE`, e.g. 'name=big;comm=rsync;dir=tx;above=5MiB;over=1m' (repeatable; added to --rules)"},
@@ -86,8 +92,8 @@ func runDaemon(c *cli.Context) error {
 	if n := c.Int("metrics-top"); n < 1 || n > 10000 {
 		return usagef("--metrics-top %d: must be between 1 and 10000", n)
 	}
-	if entries < 64 || entries > 1<<22 {
-		return usagef("--map-entries %d: must be between 64 and 4194304", entries)
+	if entries != 0 && (entries < 64 || entries > 1<<22) {
+		return usagef("--map-entries %d: must be 0 (automatic) or between 64 and 4194304", entries)
 	}
 	ret, err := retentionFromFlags(c)
 	if err != nil {
@@ -113,6 +119,12 @@ func runDaemon(c *cli.Context) error {
 		}
 		defer stopProf()
 	}
+	if webCfg != nil && tokenOnCommandLine(os.Args[1:]) {
+		log.Warn("--auth-token on the command line is visible to every local user (ps, /proc/PID/cmdline): use --auth-token-file FILE (mode 0600) or the " + apiclient.TokenEnv + " environment variable")
+	}
+	if webCfg != nil && webCfg.TLS == nil && !isLoopbackListen(webCfg.Listen) {
+		log.Warn("serving plain HTTP on a non-loopback address: the token and the traffic data cross the network in the clear; give --tls-cert-file and --tls-key-file", "listen", webCfg.Listen)
+	}
 	if miss := missingCaps(); len(miss) > 0 {
 		return cli.Exit(fmt.Sprintf("run needs root or the capabilities %s (missing: %s): try `sudo bwtracker run`",
 			"CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN", strings.Join(miss, ", ")), 1)
@@ -136,6 +148,20 @@ func runDaemon(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	defer tr.Close()
+	// Attached: from here on the daemon needs almost no privilege
+	// (internal/privdrop says what stays and why).
+	port := 0
+	if webCfg != nil {
+		if _, p, err := net.SplitHostPort(webCfg.Listen); err == nil {
+			port, _ = strconv.Atoi(p)
+		}
+	}
+	keep := privdrop.Needed(privdrop.Options{ListenPort: port})
+	before, after, err := privdrop.Drop(keep)
+	if err != nil {
+		return cli.Exit(fmt.Sprintf("dropping privileges after attach: %v", err), 1)
+	}
+	log.Info("privileges dropped after attach", "kept", privdrop.Names(keep), "cap_eff_before", before, "cap_eff_after", after, "no_new_privs", true)
 
 	cfgCol := collector.Config{Interval: interval, Version: version.Version, Kernel: kernelRelease(), Log: log}
 	if cg, err := cgroupinfo.New(cgroupinfo.Options{}); err != nil {
@@ -221,7 +247,11 @@ func runDaemon(c *cli.Context) error {
 			return cli.Exit(err.Error(), 1)
 		}
 		go func() { webErr <- api.ListenAndServe(ctx, *webCfg, h) }()
-		log.Info("dashboard and API", "url", "http://"+webCfg.Listen+"/")
+		scheme := "http"
+		if webCfg.TLS != nil {
+			scheme = "https"
+		}
+		log.Info("dashboard and API", "url", scheme+"://"+webCfg.Listen+"/")
 	}
 	select {
 	case err = <-errc:
@@ -333,6 +363,18 @@ func observeMetrics(exp *metrics.Exporter, f collector.Flush, capacity int, dbSi
 	}
 	exp.Observe(f.Time, deltas)
 	exp.SetDrops(f.Drops)
+	events, bytes := map[string]uint64{}, map[string]uint64{}
+	for k, v := range f.DetailLost {
+		switch k {
+		case collector.DetailLostBytesRemote:
+			bytes["remote"] = v
+		case collector.DetailLostBytesProcess:
+			bytes["process"] = v
+		default:
+			events[k] = v
+		}
+	}
+	exp.SetDetailLost(events, bytes)
 	exp.SetMapUsage("flows", f.Entries, capacity)
 	exp.ObserveDrain(f.DrainDuration)
 	exp.ObserveDBWrite(f.WriteDuration, f.WriteErr)
@@ -351,6 +393,9 @@ func webConfig(c *cli.Context) (api.Config, error) {
 		Version:      version.Version,
 	}
 	if f := c.String("auth-token-file"); f != "" {
+		if err := api.SecretFileMode("--auth-token-file", f); err != nil {
+			return cfg, usagef("%v", err)
+		}
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return cfg, usagef("--auth-token-file: %v", err)
@@ -363,6 +408,11 @@ func webConfig(c *cli.Context) (api.Config, error) {
 	if err := api.ValidateConfig(cfg); err != nil {
 		return cfg, usagef("%v", err)
 	}
+	tlsCfg, err := api.LoadTLS(api.TLSFiles{CertFile: c.String("tls-cert-file"), KeyFile: c.String("tls-key-file"), ClientCA: c.String("tls-client-ca")})
+	if err != nil {
+		return cfg, usagef("%v", err)
+	}
+	cfg.TLS = tlsCfg
 	return cfg, nil
 }
 
@@ -378,4 +428,33 @@ func startCPUProfile(path string) (func(), error) {
 		return nil, fmt.Errorf("--cpu-profile: %w", err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// tokenOnCommandLine tells whether --auth-token was given as an argument
+// (visible to every local user in ps and /proc/PID/cmdline), rather than
+// through the environment or a file.
+func tokenOnCommandLine(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "auth-token" {
+			return true
+		}
+	}
+	return false
+}
+
+// isLoopbackListen is true when host:port names a loopback host.
+func isLoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

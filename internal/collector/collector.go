@@ -23,6 +23,15 @@
 // lost. Before each flush the store's Guard notices the file deleted or
 // replaced (store/guard.go), and the WAL is checkpointed every
 // store.CheckpointEvery.
+//
+// A full kernel map loses detail, not bytes: entries the kernel kept in its
+// overflow map (bpf.FlowKey.Overflow) become samples of their process with
+// the remote OverflowRemote, and bytes of no known process samples of the
+// pseudo-process UnattributedComm (pid 0). Counters come in two kinds:
+// Drops (events whose bytes were lost: the DB backlog bound, kernel causes
+// bpf.LosesBytes says so for; and the loader's anomaly counters such as
+// drain_leftover) and DetailLost (the bytes were counted, with
+// less detail: kernel events plus DetailLostBytes* byte totals).
 package collector
 
 import (
@@ -98,7 +107,10 @@ type Flush struct {
 	DrainDuration time.Duration
 	WriteDuration time.Duration
 	WriteErr      error
-	Drops         map[string]uint64 // cumulative, kernel and user space
+	Drops         map[string]uint64 // cumulative, kernel and user space: bytes lost
+	// DetailLost is cumulative too: events whose bytes were kept with less
+	// detail, and the DetailLostBytes* byte totals.
+	DetailLost map[string]uint64
 }
 
 // Observer is called after every flush, from the collector's goroutine.
@@ -122,6 +134,21 @@ type Config struct {
 	ShutdownBudget time.Duration
 }
 
+// OverflowRemote is the remote address of bytes whose remote the kernel had
+// no room to keep.
+const OverflowRemote = "(overflow)"
+
+// UnattributedComm names bytes the kernel could not attribute to a process
+// (both its flows and overflow maps were full).
+const UnattributedComm = "(unattributed)"
+
+// Byte totals of DetailLost: bytes kept without their remote, and bytes
+// kept without their process.
+const (
+	DetailLostBytesRemote  = "remote_overflow_bytes"
+	DetailLostBytesProcess = "unattributed_bytes"
+)
+
 type aggKey struct {
 	tgid     uint32
 	startNS  uint64
@@ -131,6 +158,7 @@ type aggKey struct {
 	netns    uint32
 	raddr    netip.Addr
 	proto    uint8
+	overflow bool
 }
 
 type liveKey struct {
@@ -188,7 +216,10 @@ type Collector struct {
 	snap      Snapshot
 	status    Status
 	userDrops map[string]uint64
-	subs      map[chan Snapshot]struct{}
+	// detailBytes are the DetailLostBytes* totals (collector goroutine).
+	detailBytes    map[string]uint64
+	lastDetailLost map[string]uint64
+	subs           map[chan Snapshot]struct{}
 }
 
 // New makes a collector; Run starts it.
@@ -214,19 +245,20 @@ func New(cfg Config, src Source, sink Sink, procs *procinfo.Resolver) *Collector
 	now := time.Now()
 	c := &Collector{
 		cfg: cfg, src: src, sink: sink, procs: procs, log: cfg.Log,
-		lastDrain: now,
-		cgStored:  map[uint64]bool{},
-		live:      map[liveKey]*liveProc{},
-		userDrops: map[string]uint64{"db_backlog_overflow": 0},
-		subs:      map[chan Snapshot]struct{}{},
-		kick:      make(chan struct{}, 1),
-		lastCkpt:  now,
+		lastDrain:   now,
+		cgStored:    map[uint64]bool{},
+		live:        map[liveKey]*liveProc{},
+		userDrops:   map[string]uint64{"db_backlog_overflow": 0},
+		detailBytes: map[string]uint64{DetailLostBytesRemote: 0, DetailLostBytesProcess: 0},
+		subs:        map[chan Snapshot]struct{}{},
+		kick:        make(chan struct{}, 1),
+		lastCkpt:    now,
 	}
 	c.snap = Snapshot{Time: now, Interval: cfg.Interval, Processes: []ProcRate{}}
 	c.status = Status{
 		Version: cfg.Version, Hook: string(src.Backend()), Kernel: cfg.Kernel,
 		Started: now, Interval: cfg.Interval, DBPath: sink.Path(),
-		MapCap: src.Capacity(), Drops: map[string]uint64{},
+		MapCap: src.Capacity(), Drops: map[string]uint64{}, DetailLost: map[string]uint64{},
 		DB: DBState{State: "ok"},
 	}
 	return c
@@ -318,7 +350,15 @@ func (c *Collector) flush(ctx context.Context, last bool, deadline time.Time) er
 	ports := map[aggKey]uint16{}
 	add := func(k bpf.FlowKey, v bpf.FlowVal) {
 		ak := aggKey{tgid: k.TGID, startNS: k.StartNS, comm: bpf.CString(k.Comm[:]), uid: k.UID,
-			cgroupID: k.CgroupID, netns: k.NetNS, raddr: k.Remote(), proto: k.Proto}
+			cgroupID: k.CgroupID, netns: k.NetNS, raddr: k.Remote(), proto: k.Proto &^ bpf.ProtoOverflow, overflow: k.Overflow()}
+		if ak.overflow {
+			if k.TGID == 0 && ak.comm == "" {
+				ak.comm = UnattributedComm
+				c.detailBytes[DetailLostBytesProcess] += v.Bytes
+			} else {
+				c.detailBytes[DetailLostBytesRemote] += v.Bytes
+			}
+		}
 		s := agg[ak]
 		if s == nil {
 			s = &store.Sample{
@@ -327,7 +367,9 @@ func (c *Collector) flush(ctx context.Context, last bool, deadline time.Time) er
 				RemotePort: k.RPort, Protocol: bpf.ProtoName(k.Proto),
 			}
 			ports[ak] = k.RPort
-			if ak.raddr.IsValid() {
+			if ak.overflow {
+				s.RemoteIP = OverflowRemote
+			} else if ak.raddr.IsValid() {
 				s.RemoteIP = ak.raddr.String()
 			}
 			agg[ak] = s
@@ -400,11 +442,11 @@ func (c *Collector) flush(ctx context.Context, last bool, deadline time.Time) er
 	c.status.DB.HeldSamples, c.status.DB.HeldBytes = c.backlogN, c.backlogB
 	c.mu.Unlock()
 
-	drops := c.drops()
-	c.updateLive(now, elapsed, samples, cgs, n, werr, drops)
+	drops, detail := c.drops()
+	c.updateLive(now, elapsed, samples, cgs, n, werr, drops, detail)
 	for _, o := range c.observers {
 		o(Flush{Time: now, Elapsed: elapsed, Samples: samples, Cgroups: cgs, Entries: n,
-			DrainDuration: drainDur, WriteDuration: wdur, WriteErr: werr, Drops: drops})
+			DrainDuration: drainDur, WriteDuration: wdur, WriteErr: werr, Drops: drops, DetailLost: detail})
 	}
 	return werr
 }
@@ -560,23 +602,30 @@ func (c *Collector) setOK() {
 		"held_samples", c.backlogN, "held_bytes", c.backlogB, "lost_bytes_so_far", lost)
 }
 
-// drops merges kernel and user-space drop counters and logs growth once
-// per interval.
-func (c *Collector) drops() map[string]uint64 {
-	out := map[string]uint64{}
+// drops merges kernel and user-space counters, sorts them into bytes lost
+// and detail lost, and logs growth once per interval.
+func (c *Collector) drops() (lost, detail map[string]uint64) {
+	lost, detail = map[string]uint64{}, map[string]uint64{}
 	kd, err := c.src.Drops()
 	if err != nil {
 		c.log.Warn("reading drop counters", "err", err)
 	}
 	for k, v := range kd {
-		out[k] = v
+		if bpf.DetailOnly(k) {
+			detail[k] = v
+		} else {
+			lost[k] = v // byte losses, and the loader's anomaly counters
+		}
 	}
 	c.mu.Lock()
 	for k, v := range c.userDrops {
-		out[k] = v
+		lost[k] = v
 	}
 	c.mu.Unlock()
-	for k, v := range out {
+	for k, v := range c.detailBytes {
+		detail[k] = v
+	}
+	for k, v := range lost {
 		if k == "db_backlog_overflow" || k == bpf.DrainLeftover {
 			continue // logged by trimBacklog, once per outage; by the loader
 		}
@@ -584,11 +633,17 @@ func (c *Collector) drops() map[string]uint64 {
 			c.log.Warn("increments dropped", "cause", k, "new", v-c.lastDrops[k], "total", v)
 		}
 	}
-	c.lastDrops = out
-	return out
+	for k, v := range detail {
+		if v > c.lastDetailLost[k] {
+			c.log.Warn("detail lost, bytes kept", "cause", k, "new", v-c.lastDetailLost[k], "total", v,
+				"hint", "the kernel maps were full: raise --map-entries or shorten --interval for the full remote breakdown")
+		}
+	}
+	c.lastDrops, c.lastDetailLost = lost, detail
+	return lost, detail
 }
 
-func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []store.Sample, cgs map[uint64]cgroupinfo.Info, entries int, werr error, drops map[string]uint64) {
+func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []store.Sample, cgs map[uint64]cgroupinfo.Info, entries int, werr error, drops, detail map[string]uint64) {
 	secs := elapsed.Seconds()
 	if secs <= 0 {
 		secs = c.cfg.Interval.Seconds()
@@ -656,6 +711,7 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 	c.status.LastFlush = c.lastWrite
 	c.status.MapPeak = entries
 	c.status.Drops = drops
+	c.status.DetailLost = detail
 	for ch := range c.subs {
 		select {
 		case ch <- snap:
@@ -695,6 +751,10 @@ func (c *Collector) Status() Status {
 	st.Drops = map[string]uint64{}
 	for k, v := range c.status.Drops {
 		st.Drops[k] = v
+	}
+	st.DetailLost = map[string]uint64{}
+	for k, v := range c.status.DetailLost {
+		st.DetailLost[k] = v
 	}
 	st.DBSize = c.sink.Size()
 	return st

@@ -305,3 +305,55 @@ func TestFinalWithDiskFullIsBoundedAndExact(t *testing.T) {
 		t.Fatalf("status %+v", st.DB)
 	}
 }
+
+// Overflow entries are samples of their process with remote "(overflow)";
+// unattributed ones of the "(unattributed)" pseudo-process; their bytes are
+// counted as detail lost, and kernel causes are sorted into bytes lost and
+// detail lost.
+func TestOverflowKeepsBytes(t *testing.T) {
+	c, src, sink := newTest()
+	src.drops = map[string]uint64{"flows_map_full": 3, "overflow_map_full": 1, "no_active_map": 0}
+	src.add(10, "dig", "198.18.0.1", 53, bpf.DirTX, 100)
+	k := bpf.FlowKey{TGID: 10, StartNS: 10000, Proto: bpf.ProtoUDP | bpf.ProtoOverflow, Dir: bpf.DirTX, CgroupID: 1}
+	copy(k.Comm[:], "dig")
+	un := bpf.FlowKey{Proto: bpf.ProtoOverflow, Dir: bpf.DirRX}
+	src.mu.Lock()
+	src.pending = append(src.pending, flow{k, bpf.FlowVal{Bytes: 700, Calls: 7}}, flow{un, bpf.FlowVal{Bytes: 50, Calls: 1}})
+	src.mu.Unlock()
+	if err := c.flush(context.Background(), false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	tx, rx, rows := sink.totals()
+	if tx != 800 || rx != 50 || rows != 3 {
+		t.Fatalf("tx %d rx %d rows %d", tx, rx, rows)
+	}
+	var sawOverflow, sawUnattr bool
+	for _, s := range sink.writes[0] {
+		switch {
+		case s.RemoteIP == OverflowRemote && s.PID == 10:
+			sawOverflow = s.TxBytes == 700 && s.Protocol == "udp" && s.Comm == "dig"
+		case s.Comm == UnattributedComm:
+			sawUnattr = s.PID == 0 && s.RxBytes == 50 && s.RemoteIP == OverflowRemote
+		}
+	}
+	if !sawOverflow || !sawUnattr {
+		t.Fatalf("rows %+v", sink.writes[0])
+	}
+	st := c.Status()
+	if st.DetailLost["flows_map_full"] != 3 || st.DetailLost["overflow_map_full"] != 1 ||
+		st.DetailLost[DetailLostBytesRemote] != 700 || st.DetailLost[DetailLostBytesProcess] != 50 {
+		t.Errorf("detail lost %v", st.DetailLost)
+	}
+	if _, ok := st.Drops["flows_map_full"]; ok {
+		t.Errorf("flows_map_full is not a byte loss: drops %v", st.Drops)
+	}
+	if _, ok := st.Drops["no_active_map"]; !ok {
+		t.Errorf("no_active_map loses bytes: drops %v", st.Drops)
+	}
+	snap := c.Snapshot()
+	for _, p := range snap.Processes {
+		if p.PID == 10 && (p.TxBytes != 800 || p.Remotes != 1) {
+			t.Errorf("live row %+v: want tx 800, one real remote", p)
+		}
+	}
+}

@@ -42,18 +42,23 @@ type Snapshot struct {
 
 // Status describes the running daemon.
 type Status struct {
-	Version   string            `json:"version"`
-	Hook      string            `json:"hook"`
-	Kernel    string            `json:"kernel"`
-	Started   time.Time         `json:"started"`
-	Interval  time.Duration     `json:"-"`
-	Drops     map[string]uint64 `json:"drops"` // per cause, since start
-	DBPath    string            `json:"db_path"`
-	DBSize    int64             `json:"db_size_bytes"`
-	LastFlush time.Time         `json:"last_flush"`
-	FlushErrs uint64            `json:"flush_errors"`
-	MapCap    int               `json:"map_capacity"`
-	MapPeak   int               `json:"map_entries_last_drain"`
+	Version  string            `json:"version"`
+	Hook     string            `json:"hook"`
+	Kernel   string            `json:"kernel"`
+	Started  time.Time         `json:"started"`
+	Interval time.Duration     `json:"-"`
+	Drops    map[string]uint64 `json:"drops"` // per cause, since start: events whose bytes were lost
+	// DetailLost: per cause, since start, events whose bytes were counted
+	// with less detail (a full map: remote "(overflow)" or process
+	// "(unattributed)"), plus the remote_overflow_bytes and
+	// unattributed_bytes byte totals.
+	DetailLost map[string]uint64 `json:"detail_lost"`
+	DBPath     string            `json:"db_path"`
+	DBSize     int64             `json:"db_size_bytes"`
+	LastFlush  time.Time         `json:"last_flush"`
+	FlushErrs  uint64            `json:"flush_errors"`
+	MapCap     int               `json:"map_capacity"`
+	MapPeak    int               `json:"map_entries_last_drain"`
 	// DB is the database write state (backlog while writes fail).
 	DB DBState `json:"db"`
 }

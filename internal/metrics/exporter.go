@@ -129,10 +129,14 @@ type Exporter struct {
 	members  int
 	lastObs  time.Time
 	drops    map[string]uint64
+	detailEv map[string]uint64
+	detailB  map[string]uint64
 	observed uint64 // all bytes ever observed, for self-checks
 
 	bytesDesc  *prometheus.Desc
 	dropsDesc  *prometheus.Desc
+	detailEvD  *prometheus.Desc
+	detailBD   *prometheus.Desc
 	setsDesc   *prometheus.Desc
 	mapEntries *prometheus.GaugeVec
 	mapCap     *prometheus.GaugeVec
@@ -167,15 +171,23 @@ func New(opts Options) *Exporter {
 		opts.MaxTracked = opts.Top
 	}
 	e := &Exporter{
-		opts:  opts,
-		reg:   prometheus.NewRegistry(),
-		sets:  make(map[key]*setState),
-		other: make(map[otherKey]uint64),
-		drops: make(map[string]uint64),
+		opts:     opts,
+		reg:      prometheus.NewRegistry(),
+		sets:     make(map[key]*setState),
+		other:    make(map[otherKey]uint64),
+		drops:    make(map[string]uint64),
+		detailEv: make(map[string]uint64),
+		detailB:  make(map[string]uint64),
+		detailEvD: prometheus.NewDesc("bwtracker_detail_lost_events_total",
+			"Events whose bytes were counted with less detail, by cause (flows_map_full: remote kept as \"(overflow)\"; overflow_map_full: process kept as \"(unattributed)\"; peer_stash, exec_event_ringbuf_full). Byte totals stay exact.",
+			[]string{"cause"}, nil),
+		detailBD: prometheus.NewDesc("bwtracker_detail_lost_bytes_total",
+			"Bytes counted without their remote address (detail=\"remote\") or without their process (detail=\"process\") because the kernel maps were full.",
+			[]string{"detail"}, nil),
 		bytesDesc: prometheus.NewDesc("bwtracker_bytes_total", BytesHelp,
 			[]string{"exe", "service", "container", "direction", "protocol"}, nil),
 		dropsDesc: prometheus.NewDesc("bwtracker_drops_total",
-			"Events or bytes the kernel side could not count, by cause (map full, ...). Anything non-zero means the byte counters are low.",
+			"Events whose bytes were lost, by cause (no_active_map, unattributed_slot, db_backlog_overflow). Anything non-zero means the byte counters are low. A full flows map is not a drop: see bwtracker_detail_lost_events_total.",
 			[]string{"cause"}, nil),
 		setsDesc: prometheus.NewDesc("bwtracker_metrics_label_sets",
 			"Label sets of bwtracker_bytes_total: state=\"own\" have their own series (at most --metrics-top), state=\"tracked\" are all remembered for ranking.",
@@ -442,6 +454,23 @@ func (e *Exporter) SetHook(backend string) {
 	e.hook.WithLabelValues(backend).Set(1)
 }
 
+// SetDetailLost sets the cumulative detail-lost counters: events per cause,
+// and bytes per detail ("remote", "process"). Values must not decrease.
+func (e *Exporter) SetDetailLost(events, bytes map[string]uint64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, v := range events {
+		if v >= e.detailEv[k] {
+			e.detailEv[k] = v
+		}
+	}
+	for k, v := range bytes {
+		if v >= e.detailB[k] {
+			e.detailB[k] = v
+		}
+	}
+}
+
 // SetBuildInfo records the version and kernel release.
 func (e *Exporter) SetBuildInfo(version, kernel string) {
 	e.buildInfo.Reset()
@@ -455,6 +484,8 @@ type bytesCollector Exporter
 func (c *bytesCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.bytesDesc
 	ch <- c.dropsDesc
+	ch <- c.detailEvD
+	ch <- c.detailBD
 	ch <- c.setsDesc
 }
 
@@ -481,6 +512,12 @@ func (c *bytesCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for cause, v := range e.drops {
 		ch <- prometheus.MustNewConstMetric(e.dropsDesc, prometheus.CounterValue, float64(v), cause)
+	}
+	for cause, v := range e.detailEv {
+		ch <- prometheus.MustNewConstMetric(e.detailEvD, prometheus.CounterValue, float64(v), cause)
+	}
+	for d, v := range e.detailB {
+		ch <- prometheus.MustNewConstMetric(e.detailBD, prometheus.CounterValue, float64(v), d)
 	}
 	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(e.members), "own")
 	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(len(e.sets)), "tracked")

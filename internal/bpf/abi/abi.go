@@ -32,9 +32,19 @@ const (
 	ProtoMPTCP  = 6
 )
 
+// ProtoOverflow is set by the loader (never by the kernel) in FlowKey.Proto
+// of entries drained from the overflow map or the unattributed slots: their
+// remote address is unknown because the flows map had no room (see
+// ebpf/bwtracker.h). An unattributed entry also has no process (TGID 0).
+const ProtoOverflow = 0x80
+
+// Overflow tells whether the entry is a coarse aggregate: a process's bytes
+// without remote detail, or (TGID 0) bytes of no known process.
+func (k *FlowKey) Overflow() bool { return k.Proto&ProtoOverflow != 0 }
+
 // ProtoName maps BWT_PROTO_* to the names the CLI and JSON use.
 func ProtoName(p uint8) string {
-	switch p {
+	switch p &^ ProtoOverflow {
 	case ProtoTCP:
 		return "tcp"
 	case ProtoUDP:
@@ -51,17 +61,42 @@ func ProtoName(p uint8) string {
 	return "other"
 }
 
-// Drop causes (BWT_DROP_*), indexes of the drops array.
+// Event counters (BWT_DROP_*), indexes of the drops array.
 var dropCauses = []string{
 	"flows_map_full",
 	"flows_map_update",
 	"no_active_map",
 	"peer_stash",
 	"exec_event_ringbuf_full",
+	"overflow_map_full",
+	"unattributed_slot",
 }
 
-// DropCauses names the kernel-side drop counters in index order.
+// bytesLostCauses are the counters whose events lost their bytes; every
+// other counter lost only detail (the bytes were counted, coarser).
+var bytesLostCauses = map[string]bool{"no_active_map": true, "unattributed_slot": true}
+
+// DropCauses names the kernel-side counters in index order.
 func DropCauses() []string { return append([]string(nil), dropCauses...) }
+
+// LosesBytes tells whether a kernel counter (a DropCauses name) counts
+// events whose bytes were lost, rather than only their detail.
+func LosesBytes(cause string) bool { return bytesLostCauses[cause] }
+
+// DetailOnly tells whether a counter is one of the kernel's causes that
+// lost only detail (false for byte losses and for names it does not know,
+// such as the loader's drain_leftover).
+func DetailOnly(cause string) bool {
+	if bytesLostCauses[cause] {
+		return false
+	}
+	for _, c := range dropCauses {
+		if c == cause {
+			return true
+		}
+	}
+	return false
+}
 
 // FlowKey mirrors struct flow_key (64 bytes).
 type FlowKey struct {

@@ -100,3 +100,55 @@ func TestUnknownRemote(t *testing.T) {
 		t.Fatal(k.Remote())
 	}
 }
+
+// The drop counter names follow the BWT_DROP_* indexes of the header, and
+// only the causes the header marks "BYTES LOST" lose bytes.
+func TestDropCausesMatchC(t *testing.T) {
+	src, err := os.ReadFile("../../../ebpf/bwtracker.h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`#define BWT_DROP_(\w+) (\d+)\s*(/\*[^*]*\*/)?`)
+	n := 0
+	lossy := 0
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		idx, _ := strconv.Atoi(m[2])
+		if m[1] == "MAX" {
+			if idx != len(dropCauses) {
+				t.Errorf("BWT_DROP_MAX %d, Go names %d causes", idx, len(dropCauses))
+			}
+			continue
+		}
+		n++
+		if idx >= len(dropCauses) {
+			t.Errorf("BWT_DROP_%s = %d has no Go name", m[1], idx)
+			continue
+		}
+		if want := regexp.MustCompile(`BYTES LOST`).MatchString(m[3]); want != LosesBytes(dropCauses[idx]) {
+			t.Errorf("BWT_DROP_%s (%s): header says bytes lost=%v, LosesBytes says %v", m[1], dropCauses[idx], want, !want)
+		}
+		if LosesBytes(dropCauses[idx]) {
+			lossy++
+		}
+	}
+	if n != len(dropCauses) || lossy != len(bytesLostCauses) {
+		t.Errorf("header defines %d causes (%d lossy), Go %d (%d lossy)", n, lossy, len(dropCauses), len(bytesLostCauses))
+	}
+}
+
+func TestOverflowFlag(t *testing.T) {
+	k := FlowKey{Proto: ProtoUDP | ProtoOverflow}
+	if !k.Overflow() || ProtoName(k.Proto) != "udp" {
+		t.Fatalf("overflow %v name %q", k.Overflow(), ProtoName(k.Proto))
+	}
+	k.Proto = ProtoUDP
+	if k.Overflow() {
+		t.Fatal("plain key marked overflow")
+	}
+}
+
+func TestDetailOnly(t *testing.T) {
+	if !DetailOnly("flows_map_full") || !DetailOnly("peer_stash") || DetailOnly("no_active_map") || DetailOnly("drain_leftover") {
+		t.Fatal("DetailOnly classification")
+	}
+}
