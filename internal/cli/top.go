@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/gdamore/tcell/v2"
@@ -158,13 +157,15 @@ func printSnapshot(w io.Writer, format string, snap liveSnap) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(snap)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "PID\tCOMM\tRECEIVING\tSENDING\tRECEIVED\tSENT\tREMOTES\tEXE\t")
+	// report.Table escapes control characters in names and paths (see
+	// report.Safe) and measures wide runes.
+	tw := &report.Table{Right: true}
+	tw.Add("PID", "COMM", "RECEIVING", "SENDING", "RECEIVED", "SENT", "REMOTES", "EXE")
 	for _, p := range snap.Processes {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", p.PID, p.Comm, rateStr(p.RxRate), rateStr(p.TxRate),
-			report.IBytes(p.RxBytes), report.IBytes(p.TxBytes), p.Remotes, p.Exe)
+		tw.Add(strconv.FormatUint(uint64(p.PID), 10), p.Comm, rateStr(p.RxRate), rateStr(p.TxRate),
+			report.IBytes(p.RxBytes), report.IBytes(p.TxBytes), strconv.Itoa(p.Remotes), p.Exe)
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.Write(w); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "%d processes; receiving %s, sending %s (at %s)\n", len(snap.Processes), rateStr(snap.RxRate), rateStr(snap.TxRate), snap.Time.Local().Format("15:04:05"))
@@ -401,7 +402,9 @@ func (v *topView) draw() {
 			cells[1] = "! " + cells[1]
 		}
 		for j, s := range cells {
-			cell := tview.NewTableCell(tview.Escape(s) + "  ")
+			// Names and paths are chosen by other users: visible escapes
+			// for control characters, then tview's own [tag] escaping.
+			cell := tview.NewTableCell(tview.Escape(report.Safe(s)) + "  ")
 			if j == 1 && len(rules) > 0 {
 				cell.SetTextColor(tcell.ColorRed)
 			}
@@ -428,8 +431,8 @@ func (v *topView) draw() {
 	case len(rem) == 0:
 		fmt.Fprint(v.detail, "[gray](no remote hosts recorded for this process yet)[-]")
 	default:
-		tw := tabwriter.NewWriter(v.detail, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "REMOTE (pid %d)\tPROTO\tRECEIVED\tSENT\t\n", remPID)
+		tw := &report.Table{}
+		tw.Add(fmt.Sprintf("REMOTE (pid %d)", remPID), "PROTO", "RECEIVED", "SENT")
 		for _, r := range rem {
 			host := r.RemoteIP
 			if host == "" {
@@ -439,9 +442,11 @@ func (v *topView) draw() {
 					host = n + " (" + r.RemoteIP + ")"
 				}
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", tview.Escape(host), r.Protocol, report.IBytes(r.RxBytes), report.IBytes(r.TxBytes))
+			tw.Add(host, r.Protocol, report.IBytes(r.RxBytes), report.IBytes(r.TxBytes))
 		}
-		tw.Flush()
+		var b strings.Builder
+		tw.Write(&b)
+		fmt.Fprint(v.detail, tview.Escape(b.String()))
 	}
 	v.status.Clear()
 	if errMsg != "" {

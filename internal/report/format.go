@@ -1,5 +1,11 @@
 // Package report renders store query results for people (table, IEC
 // units) and for programs (JSON, CSV: exact integers).
+//
+// Tables are terminal-safe (termsafe.go): every cell goes through Safe
+// (control and non-printable characters as visible escapes such as \x1b)
+// and columns are measured in terminal cells (go-runewidth), so names chosen
+// by other users cannot rewrite the terminal or break the layout. JSON and
+// CSV carry the exact strings.
 package report
 
 import (
@@ -9,7 +15,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/dustin/go-humanize"
 
@@ -144,7 +149,7 @@ func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Op
 		cw.Flush()
 		return cw.Error()
 	case "table", "":
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := &Table{Right: true}
 		var hdr []string
 		for _, c := range cols {
 			hdr = append(hdr, c.header)
@@ -153,7 +158,7 @@ func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Op
 		if opt.Bars {
 			hdr = append(hdr, "")
 		}
-		fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
+		tw.Add(hdr...)
 		var tx, rx, peak uint64
 		for _, r := range rows {
 			peak = max(peak, r.Total())
@@ -167,16 +172,16 @@ func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Op
 			if opt.Bars {
 				rec = append(rec, padBar(Bar(r.Total(), peak, BarWidth), BarWidth))
 			}
-			fmt.Fprintln(tw, strings.Join(rec, "\t")+"\t")
+			tw.Add(rec...)
 			tx += r.TxBytes
 			rx += r.RxBytes
 		}
 		if len(rows) == 0 {
-			tw.Flush()
+			tw.Write(w)
 			fmt.Fprintln(w, "(no traffic recorded in this window)")
 			return nil
 		}
-		if err := tw.Flush(); err != nil {
+		if err := tw.Write(w); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "%d rows; total sent %s, received %s\n", len(rows), IBytes(tx), IBytes(rx))

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bwtracker/bwtracker/internal/store"
@@ -241,7 +240,7 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 			fmt.Fprintln(w, "(no traffic recorded in this window)")
 			return nil
 		}
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		tw := &Table{}
 		head := strings.ToUpper(opt.Kind)
 		if head == "5MIN" {
 			head = "5 MINUTES"
@@ -250,7 +249,7 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 		if opt.Bars {
 			hdr = append(hdr, "")
 		}
-		fmt.Fprintln(tw, strings.Join(hdr, "\t")+"\t")
+		tw.Add(hdr...)
 		var peak, tx, rx uint64
 		for _, p := range ps {
 			peak = max(peak, p.Total())
@@ -273,11 +272,11 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 			if opt.Bars {
 				rec = append(rec, Bar(p.Total(), peak, BarWidth))
 			}
-			fmt.Fprintln(tw, strings.Join(rec, "\t")+"\t")
+			tw.Add(rec...)
 			tx += p.TxBytes
 			rx += p.RxBytes
 		}
-		if err := tw.Flush(); err != nil {
+		if err := tw.Write(w); err != nil {
 			return err
 		}
 		what := "periods"
@@ -291,7 +290,7 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 }
 
 // rAlign pads byte figures to a common width so the left-aligned
-// tabwriter still lines their units up.
+// table still lines their units up.
 func rAlign(s string) string {
 	const w = 10
 	if len(s) >= w {
