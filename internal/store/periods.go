@@ -67,53 +67,30 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 		out[i] = Period{Start: edges[i], End: edges[i+1]}
 	}
 	tops := make([]map[Row]*Row, len(out)) // key: row with zeroed sums
-	err = s.readTx(ctx, func(db querier) error {
-		st, err := readTierState(ctx, db)
-		if err != nil {
-			return s.classify("query", err)
+	err = s.selectRows(ctx, q, selection{edges: ems, maxTier: len(Tiers) - 1, by: by, bucket: grain}, func(tb int64, r Row) {
+		k := sort.Search(len(ems), func(i int) bool { return ems[i] > tb }) - 1
+		if k < 0 || k >= len(out) {
+			return // a coarse bucket that starts outside the edges
 		}
-		sqlq, args, ok := st.selectSQL(q, selection{edges: ems, maxTier: len(Tiers) - 1, by: by, bucket: grain})
-		if !ok {
-			return nil
+		p := &out[k]
+		p.TxBytes += r.TxBytes
+		p.RxBytes += r.RxBytes
+		p.TxCalls += r.TxCalls
+		p.RxCalls += r.RxCalls
+		key := r
+		key.TxBytes, key.RxBytes, key.TxCalls, key.RxCalls = 0, 0, 0, 0
+		if tops[k] == nil {
+			tops[k] = map[Row]*Row{}
 		}
-		rows, err := db.QueryContext(ctx, sqlq, args...)
-		if err != nil {
-			return s.classify("query", err)
+		g := tops[k][key]
+		if g == nil {
+			g = &key
+			tops[k][key] = g
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var tb int64
-			var r Row
-			dest := append([]any{&tb}, scanDest(by, &r)...)
-			dest = append(dest, &r.TxBytes, &r.RxBytes, &r.TxCalls, &r.RxCalls)
-			if err := rows.Scan(dest...); err != nil {
-				return s.classify("query", err)
-			}
-			k := sort.Search(len(ems), func(i int) bool { return ems[i] > tb }) - 1
-			if k < 0 || k >= len(out) {
-				continue // a coarse bucket that starts outside the edges
-			}
-			p := &out[k]
-			p.TxBytes += r.TxBytes
-			p.RxBytes += r.RxBytes
-			p.TxCalls += r.TxCalls
-			p.RxCalls += r.RxCalls
-			key := r
-			key.TxBytes, key.RxBytes, key.TxCalls, key.RxCalls = 0, 0, 0, 0
-			if tops[k] == nil {
-				tops[k] = map[Row]*Row{}
-			}
-			g := tops[k][key]
-			if g == nil {
-				g = &key
-				tops[k][key] = g
-			}
-			g.TxBytes += r.TxBytes
-			g.RxBytes += r.RxBytes
-			g.TxCalls += r.TxCalls
-			g.RxCalls += r.RxCalls
-		}
-		return rows.Err()
+		g.TxBytes += r.TxBytes
+		g.RxBytes += r.RxBytes
+		g.TxCalls += r.TxCalls
+		g.RxCalls += r.RxCalls
 	})
 	if err != nil {
 		return nil, err

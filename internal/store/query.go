@@ -104,33 +104,8 @@ func (s *Store) Totals(ctx context.Context, q Query) ([]Row, error) {
 		return nil, err
 	}
 	var out []Row
-	err = s.readTx(ctx, func(db querier) error {
-		st, err := readTierState(ctx, db)
-		if err != nil {
-			return s.classify("query", err)
-		}
-		sqlq, args, ok := st.selectSQL(q, selection{edges: q.window(), maxTier: len(Tiers) - 1, by: by, preAgg: true, limit: q.Top})
-		if !ok {
-			return nil
-		}
-		rows, err := db.QueryContext(ctx, sqlq, args...)
-		if err != nil {
-			return s.classify("query", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var r Row
-			dest := append(scanDest(by, &r), &r.TxBytes, &r.RxBytes, &r.TxCalls, &r.RxCalls)
-			if err := rows.Scan(dest...); err != nil {
-				return s.classify("query", err)
-			}
-			out = append(out, r)
-		}
-		if err := rows.Err(); err != nil {
-			return s.classify("query", err)
-		}
-		return nil
-	})
+	err = s.selectRows(ctx, q, selection{edges: q.window(), maxTier: len(Tiers) - 1, by: by, preAgg: true, limit: q.Top},
+		func(_ int64, r Row) { out = append(out, r) })
 	return out, err
 }
 
@@ -161,12 +136,21 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 		}
 	}
 	var out []Point
-	err := s.readTx(ctx, func(db querier) error {
+	err := s.selectRows(ctx, q, selection{edges: q.window(), maxTier: maxTier, bucket: stepMs},
+		func(tb int64, r Row) { out = append(out, Point{TsMs: tb, TxBytes: r.TxBytes, RxBytes: r.RxBytes}) })
+	return out, err
+}
+
+// selectRows runs the assembled selection (selectSQL) in one read
+// transaction and hands each row to each: its bucket start (0 without a
+// bucket) and the group with its sums.
+func (s *Store) selectRows(ctx context.Context, q Query, sel selection, each func(tb int64, r Row)) error {
+	return s.readTx(ctx, func(db querier) error {
 		st, err := readTierState(ctx, db)
 		if err != nil {
 			return s.classify("query", err)
 		}
-		sqlq, args, ok := st.selectSQL(q, selection{edges: q.window(), maxTier: maxTier, bucket: stepMs})
+		sqlq, args, ok := st.selectSQL(q, sel)
 		if !ok {
 			return nil
 		}
@@ -176,16 +160,24 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var p Point
-			var txCalls, rxCalls uint64
-			if err := rows.Scan(&p.TsMs, &p.TxBytes, &p.RxBytes, &txCalls, &rxCalls); err != nil {
+			var tb int64
+			var r Row
+			var dest []any
+			if sel.bucket > 0 {
+				dest = append(dest, &tb)
+			}
+			dest = append(dest, scanDest(sel.by, &r)...)
+			dest = append(dest, &r.TxBytes, &r.RxBytes, &r.TxCalls, &r.RxCalls)
+			if err := rows.Scan(dest...); err != nil {
 				return s.classify("query", err)
 			}
-			out = append(out, p)
+			each(tb, r)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return s.classify("query", err)
+		}
+		return nil
 	})
-	return out, err
 }
 
 // readTx runs fn on one connection inside a read transaction, so the tier
