@@ -17,7 +17,12 @@
 // cadence: while failing, each interval makes one attempt with one piece of
 // the backlog (at most PieceSamples rows), bounded by max(interval/2, 1s);
 // once writes work again the backlog is written oldest first, as much per
-// interval as fits in that time. One log line when writes start failing,
+// interval as fits in that time. The same holds when the database is merely
+// slower than the traffic (a burst of tens of thousands of new remotes a
+// second): writes go in pieces of at most PieceSamples rows, each its own
+// transaction, and stop for the interval once its budget is spent, so a
+// big flush never stalls the next drain into a full kernel map; the excess
+// waits in the backlog and is written after the burst. One log line when writes start failing,
 // one when they resume; Status.LastFlush is the last successful write.
 // SIGTERM writes what fits within ShutdownBudget and says exactly what was
 // lost. Before each flush the store's Guard notices the file deleted or
@@ -83,8 +88,8 @@ type Checkpointer interface {
 	Checkpoint(ctx context.Context) error
 }
 
-// PieceSamples is the most rows one backlog write takes while the database
-// is failing, so a retry stays short.
+// PieceSamples is the most rows one write transaction takes, so a retry
+// stays short and a big flush cannot hold up the drain loop.
 const PieceSamples = 2000
 
 // ShutdownBudget bounds the final write on SIGTERM (the systemd unit's stop
@@ -535,11 +540,11 @@ func (c *Collector) guard(ctx context.Context) error {
 
 // writeBacklog writes pending flushes oldest first, each in its own
 // transaction, until deadline; it stops at the first failure and keeps the
-// rest. While failing it makes one attempt, with at most PieceSamples rows
-// and bounded by deadline.
+// rest. Each write takes at most PieceSamples rows; while failing it makes
+// one attempt, bounded by deadline.
 func (c *Collector) writeBacklog(ctx context.Context, deadline time.Time) error {
 	for len(c.backlog) > 0 {
-		if c.failing && len(c.backlog[0].samples) > PieceSamples {
+		if len(c.backlog[0].samples) > PieceSamples {
 			p := c.backlog[0]
 			head := pending{ts: p.ts, samples: p.samples[:PieceSamples:PieceSamples]}
 			tail := pending{ts: p.ts, samples: p.samples[PieceSamples:]}
