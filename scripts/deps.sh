@@ -45,7 +45,7 @@ done
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${BWTRACKER_WITH_TEST_DEPS:-0}" = 1 ]; then
-	for p in chromium iproute2 tmux iputils-ping util-linux shellcheck systemd prometheus prometheus-alertmanager; do have_pkg "$p" || need+=("$p"); done
+	for p in chromium iproute2 tmux iputils-ping util-linux shellcheck systemd prometheus prometheus-alertmanager libcap2-bin; do have_pkg "$p" || need+=("$p"); done
 fi
 
 # libbpf-dev must be >= 1.4 (backports).

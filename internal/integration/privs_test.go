@@ -1,12 +1,19 @@
 package integration
 
 import (
+	"bytes"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/bwtracker/bwtracker/internal/testenv"
 )
 
 // procStatus reads the Cap* and NoNewPrivs lines of /proc/PID[/task/TID]/status.
@@ -74,5 +81,51 @@ func TestPrivilegesDroppedAfterAttach(t *testing.T) {
 	mustEqual(t, "client rx with dropped privileges", c[0].RX, down)
 	if c[0].Exe == "" {
 		t.Errorf("exe not resolved after the drop: %+v", c[0])
+	}
+}
+
+// Under the systemd unit's capability set (bounding set CAP_BPF,
+// CAP_PERFMON, CAP_NET_ADMIN, CAP_SYS_PTRACE; no CAP_SETPCAP to lower it
+// further) the drop must still work: it used to fail with "lowering the
+// capability bounding set: operation not permitted".
+func TestPrivilegesDroppedUnderUnitCaps(t *testing.T) {
+	bin := bwtrackerBin(t)
+	capsh, err := exec.LookPath("capsh")
+	if err != nil {
+		testenv.Missing(t, "capsh", "apt-get install libcap2-bin")
+	}
+	var drop []string
+	for v := 0; v <= 40; v++ {
+		switch v {
+		case 12, 19, 38, 39: // net_admin, sys_ptrace, perfmon, bpf
+			continue
+		}
+		drop = append(drop, strconv.Itoa(v))
+	}
+	db := filepath.Join(t.TempDir(), "bw.db")
+	var logs lockedBuf
+	logs.mu, logs.buf = &sync.Mutex{}, &bytes.Buffer{}
+	cmd := exec.Command(capsh, "--drop="+strings.Join(drop, ","), "--", "-c", "exec "+bin+" run --no-web --db "+db)
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	log := func() string { logs.mu.Lock(); defer logs.mu.Unlock(); return logs.buf.String() }
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(log(), "msg=tracking") {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not start under the unit's capabilities:\n%s", log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st := procStatus(t, "/proc/"+strconv.Itoa(cmd.Process.Pid)+"/status")
+	t.Logf("under the unit's bounding set: %v", st)
+	if st["CapEff"] != "0000000000080000" || st["CapPrm"] != "0000000000080000" || st["NoNewPrivs"] != "1" {
+		t.Errorf("after attach: %v", st)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, log())
 	}
 }

@@ -1,8 +1,11 @@
 // Package privdrop gives up the daemon's privileges once its BPF programs
 // are loaded and attached (ebpf_exporter's --capabilities.keep=none is the
 // model): every capability it no longer needs leaves the effective,
-// permitted, inheritable, ambient and bounding sets, and no_new_privs is
-// set, on every thread of the process.
+// permitted, inheritable and ambient sets, and no_new_privs is set, on every
+// thread of the process. The bounding set is lowered too when the process
+// holds CAP_SETPCAP (plain root); under a service manager that already
+// bounds it (the systemd unit, a Kubernetes securityContext) it stays as
+// given, and no_new_privs keeps an exec from gaining anything.
 //
 // What stays (Needed), found by dropping everything and seeing what fails:
 //
@@ -87,21 +90,15 @@ func Drop(keep []cap.Value) (before, after string, err error) {
 	if _, err := cap.Prctlw(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return before, capEff(), fmt.Errorf("setting no_new_privs: %w", err)
 	}
-	// The bounding set needs CAP_SETPCAP, so it goes while we still have it.
-	iab := cap.NewIAB()
-	kept := map[cap.Value]bool{}
-	for _, v := range keep {
-		kept[v] = true
-	}
-	for v := cap.Value(0); v < cap.MaxBits(); v++ {
-		if !kept[v] {
-			if err := iab.SetVector(cap.Bound, true, v); err != nil {
-				return before, capEff(), fmt.Errorf("building the bounding set: %w", err)
-			}
+	// The bounding set needs CAP_SETPCAP, so it goes while we still have
+	// it. Under a service manager that already bounds the set (the systemd
+	// unit, a Kubernetes securityContext) CAP_SETPCAP is not there: the
+	// given bounding set stays, and no_new_privs keeps any exec from
+	// gaining more than the permitted set left below.
+	if ok, _ := cap.GetProc().GetFlag(cap.Effective, cap.SETPCAP); ok {
+		if err := lowerBounding(keep); err != nil {
+			return before, capEff(), err
 		}
-	}
-	if err := iab.SetProc(); err != nil {
-		return before, capEff(), fmt.Errorf("lowering the capability bounding set: %w", err)
 	}
 	set := cap.NewSet()
 	if err := set.SetFlag(cap.Permitted, true, keep...); err != nil {
@@ -114,6 +111,27 @@ func Drop(keep []cap.Value) (before, after string, err error) {
 		return before, capEff(), fmt.Errorf("dropping capabilities: %w", err)
 	}
 	return before, capEff(), nil
+}
+
+// lowerBounding removes everything but keep from the bounding set (and
+// clears the inheritable and ambient sets).
+func lowerBounding(keep []cap.Value) error {
+	iab := cap.NewIAB()
+	kept := map[cap.Value]bool{}
+	for _, v := range keep {
+		kept[v] = true
+	}
+	for v := cap.Value(0); v < cap.MaxBits(); v++ {
+		if !kept[v] {
+			if err := iab.SetVector(cap.Bound, true, v); err != nil {
+				return fmt.Errorf("building the bounding set: %w", err)
+			}
+		}
+	}
+	if err := iab.SetProc(); err != nil {
+		return fmt.Errorf("lowering the capability bounding set: %w", err)
+	}
+	return nil
 }
 
 // Names is keep as "cap_sys_ptrace,..." ("none" when empty).
