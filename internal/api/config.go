@@ -36,6 +36,10 @@ type Config struct {
 	// Alerts, when set, serves /api/alerts and the alerting part of
 	// /api/status (run --rules / --alert); without it /api/alerts is [].
 	Alerts Alerter
+	// Exports, when set, adds the state of each named exporter ("otlp") to
+	// /api/status under "exports"; each function must be cheap and safe for
+	// concurrent use.
+	Exports map[string]func() any
 	// UI overrides the embedded dashboard (tests); nil means ui.FS().
 	UI fs.FS
 	// Now overrides the clock used to resolve relative windows (tests).

@@ -434,5 +434,11 @@ func (s *server) status(c *gin.Context) {
 		st := s.cfg.Alerts.Status()
 		out.Alerts = &st
 	}
+	if len(s.cfg.Exports) > 0 {
+		out.Exports = make(map[string]any, len(s.cfg.Exports))
+		for name, f := range s.cfg.Exports {
+			out.Exports[name] = f()
+		}
+	}
 	c.JSON(http.StatusOK, out)
 }

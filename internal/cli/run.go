@@ -66,7 +66,7 @@ logged and the previous rules stay active.`,
 			&cli.StringSliceFlag{Name: "alert", Usage: "a one-line alert `RULE`, e.g. 'name=big;comm=rsync;dir=tx;above=5MiB;over=1m' (repeatable; added to --rules)"},
 			&cli.StringFlag{Name: "cpu-profile", Hidden: true, Usage: "debug: write a Go CPU profile of the whole run to `FILE` (go tool pprof)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
-		}, retentionFlags()...),
+		}, append(retentionFlags(), otlpFlags()...)...),
 		Action: runDaemon,
 	}
 }
@@ -96,6 +96,10 @@ func runDaemon(c *cli.Context) error {
 		return usagef("--map-entries %d: must be 0 (automatic) or between 64 and 4194304", entries)
 	}
 	ret, err := retentionFromFlags(c)
+	if err != nil {
+		return err
+	}
+	otlpOpts, otlpOn, err := otlpOptions(c)
 	if err != nil {
 		return err
 	}
@@ -175,6 +179,17 @@ func runDaemon(c *cli.Context) error {
 	exp.SetBuildInfo(version.Version, kernelRelease())
 	col.AddObserver(func(f collector.Flush) { observeMetrics(exp, f, tr.Capacity(), st.Size()) })
 	registerDBGauges(exp.Registry(), col)
+	if otlpOn {
+		ox, stopOTLP, err := startOTLP(otlpOpts, col, exp, log)
+		if err != nil {
+			return cli.Exit(fmt.Sprintf("--otlp-endpoint: %v", err), 1)
+		}
+		// Deferred: runs once the collector has returned, after its last flush.
+		defer stopOTLP()
+		if webCfg != nil {
+			webCfg.Exports = map[string]func() any{"otlp": func() any { return ox.Status() }}
+		}
+	}
 	if webCfg != nil {
 		webCfg.Metrics = exp.Handler()
 	}

@@ -32,6 +32,14 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"run", "--interval", "1ms"},
 		{"run", "--hook", "kprobe"},
 		{"run", "--listen", "0.0.0.0:8080"},
+		{"run", "--otlp-header", "a=b"},
+		{"run", "--otlp-endpoint", "collector:4318"},
+		{"run", "--otlp-endpoint", "http://c:4318", "--otlp-protocol", "http/json"},
+		{"run", "--otlp-endpoint", "http://c:4318", "--otlp-header", "novalue"},
+		{"run", "--otlp-endpoint", "http://c:4318", "--otlp-interval", "1ms"},
+		{"run", "--otlp-endpoint", "http://c:4318", "--otlp-temporality", "sometimes"},
+		{"run", "--otlp-endpoint", "http://c:4318", "--otlp-ca-file", "/nonexistent/ca.pem"},
+		{"run", "--otlp-endpoint", "http://c:4318", "--otlp-client-cert", "/x.pem"},
 	}
 	for _, args := range cases {
 		code, _, stderr := runCLI(args...)

@@ -42,10 +42,8 @@
 package metrics
 
 import (
-	"math"
 	"net/http"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -106,32 +104,18 @@ type key struct {
 	exe, service, container, protocol string
 }
 
-type setState struct {
-	tx, rx   uint64    // own-series counters (only grow while a member)
-	score    float64   // decayed recent bytes
-	lastSeen time.Time // last time it moved a byte
-	member   bool
-}
-
-type otherKey struct {
-	protocol, dir string
-}
-
 // Exporter owns the Prometheus registry of one daemon. Its methods are safe
 // for concurrent use.
 type Exporter struct {
 	opts Options
 	reg  *prometheus.Registry
 
+	cap *Cap[key]
+
 	mu       sync.Mutex
-	sets     map[key]*setState
-	other    map[otherKey]uint64
-	members  int
-	lastObs  time.Time
 	drops    map[string]uint64
 	detailEv map[string]uint64
 	detailB  map[string]uint64
-	observed uint64 // all bytes ever observed, for self-checks
 
 	bytesDesc  *prometheus.Desc
 	dropsDesc  *prometheus.Desc
@@ -152,29 +136,12 @@ type Exporter struct {
 // New returns an Exporter with its own registry holding the bandwidth
 // counters and the self metrics.
 func New(opts Options) *Exporter {
-	if opts.Top <= 0 {
-		opts.Top = DefaultTop
-	}
-	if opts.Grace <= 0 {
-		opts.Grace = DefaultGrace
-	}
-	if opts.HalfLife <= 0 {
-		opts.HalfLife = DefaultHalfLife
-	}
-	if opts.Hysteresis < 1 {
-		opts.Hysteresis = DefaultHysteresis
-	}
-	if opts.MaxTracked <= 0 {
-		opts.MaxTracked = DefaultMaxTracked
-	}
-	if opts.MaxTracked < opts.Top {
-		opts.MaxTracked = opts.Top
-	}
 	e := &Exporter{
-		opts:     opts,
-		reg:      prometheus.NewRegistry(),
-		sets:     make(map[key]*setState),
-		other:    make(map[otherKey]uint64),
+		opts: opts,
+		reg:  prometheus.NewRegistry(),
+		cap: NewCap(CapOptions{Top: opts.Top, Grace: opts.Grace, HalfLife: opts.HalfLife,
+			Hysteresis: opts.Hysteresis, MaxTracked: opts.MaxTracked},
+			func(k key) string { return k.protocol }, keyLess),
 		drops:    make(map[string]uint64),
 		detailEv: make(map[string]uint64),
 		detailB:  make(map[string]uint64),
@@ -258,17 +225,17 @@ func ExeLabel(exe, comm string) string {
 	if exe != "" {
 		exe = strings.TrimSuffix(exe, " (deleted)")
 		if b := path.Base(exe); b != "." && b != "/" {
-			return sanitize(b)
+			return Sanitize(b)
 		}
 	}
 	if comm != "" {
-		return sanitize(comm)
+		return Sanitize(comm)
 	}
 	return "unknown"
 }
 
-// sanitize keeps label values valid UTF-8 and of bounded length.
-func sanitize(s string) string {
+// Sanitize keeps label values valid UTF-8 and of bounded length.
+func Sanitize(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) > 256 {
 		s = strings.ToValidUTF8(s[:256], "")
@@ -280,111 +247,23 @@ func sanitize(s string) string {
 // interval (also with an empty slice, so idle label sets age); now is the
 // interval's end.
 func (e *Exporter) Observe(now time.Time, deltas []Delta) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-
-	// 1. Age every score, then add this interval's bytes to them.
-	if !e.lastObs.IsZero() {
-		if dt := now.Sub(e.lastObs); dt > 0 {
-			f := decay(dt, e.opts.HalfLife)
-			for _, s := range e.sets {
-				s.score *= f
-			}
-		}
-	}
-	if now.After(e.lastObs) {
-		e.lastObs = now
-	}
-	type item struct {
-		k      key
-		tx, rx uint64
-	}
-	items := make([]item, 0, len(deltas))
+	items := make([]Item[key], 0, len(deltas))
 	for _, d := range deltas {
 		if d.TxBytes == 0 && d.RxBytes == 0 {
 			continue
 		}
 		k := key{
 			exe:       ExeLabel(d.Exe, d.Comm),
-			service:   sanitize(d.Service),
-			container: sanitize(d.Container),
-			protocol:  sanitize(d.Protocol),
+			service:   Sanitize(d.Service),
+			container: Sanitize(d.Container),
+			protocol:  Sanitize(d.Protocol),
 		}
 		if k.exe == OtherLabel && k.service == OtherLabel && k.container == OtherLabel {
 			k.exe = OtherLabel + "_" // never collide with the overflow series
 		}
-		s := e.sets[k]
-		if s == nil {
-			s = &setState{}
-			e.sets[k] = s
-		}
-		s.score += float64(d.TxBytes) + float64(d.RxBytes)
-		s.lastSeen = now
-		items = append(items, item{k, d.TxBytes, d.RxBytes})
+		items = append(items, Item[key]{k, d.TxBytes, d.RxBytes})
 	}
-
-	// 2. Forget idle label sets, then choose this interval's members.
-	for k, s := range e.sets {
-		if now.Sub(s.lastSeen) >= e.opts.Grace {
-			delete(e.sets, k)
-		}
-	}
-	e.rank()
-
-	// 3. Attribute this interval's bytes to own series or to "other".
-	for _, it := range items {
-		s := e.sets[it.k]
-		e.observed += it.tx + it.rx
-		if s.member {
-			s.tx += it.tx
-			s.rx += it.rx
-			continue
-		}
-		if it.tx > 0 {
-			e.other[otherKey{it.k.protocol, DirTx}] += it.tx
-		}
-		if it.rx > 0 {
-			e.other[otherKey{it.k.protocol, DirRx}] += it.rx
-		}
-	}
-}
-
-// rank picks the top N label sets; members' scores count Hysteresis times
-// so a member is only displaced by a clearly busier newcomer.
-func (e *Exporter) rank() {
-	type cand struct {
-		k      key
-		s      *setState
-		weight float64
-	}
-	all := make([]cand, 0, len(e.sets))
-	for k, s := range e.sets {
-		w := s.score
-		if s.member {
-			w *= e.opts.Hysteresis
-		}
-		all = append(all, cand{k, s, w})
-	}
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].weight != all[j].weight {
-			return all[i].weight > all[j].weight
-		}
-		if all[i].s.member != all[j].s.member {
-			return all[i].s.member
-		}
-		return keyLess(all[i].k, all[j].k)
-	})
-	e.members = 0
-	for i, c := range all {
-		c.s.member = i < e.opts.Top
-		if c.s.member {
-			e.members++
-		}
-	}
-	// Bound memory: forget the coldest candidates beyond MaxTracked.
-	for _, c := range all[min(len(all), e.opts.MaxTracked):] {
-		delete(e.sets, c.k)
-	}
+	e.cap.Observe(now, items)
 }
 
 func keyLess(a, b key) bool {
@@ -398,15 +277,6 @@ func keyLess(a, b key) bool {
 		return a.container < b.container
 	}
 	return a.protocol < b.protocol
-}
-
-// decay is 2^(-dt/halfLife).
-func decay(dt, halfLife time.Duration) float64 {
-	x := float64(dt) / float64(halfLife)
-	if x > 64 {
-		return 0
-	}
-	return math.Exp2(-x)
 }
 
 // SetDrops sets the cumulative drop counts per cause (as read from the
@@ -491,25 +361,23 @@ func (c *bytesCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *bytesCollector) Collect(ch chan<- prometheus.Metric) {
 	e := (*Exporter)(c)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for k, s := range e.sets {
-		if !s.member {
-			continue
-		}
-		if s.tx > 0 {
-			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.tx),
+	snap := e.cap.Snapshot()
+	for _, s := range snap.Own {
+		k := s.Key
+		if s.Tx > 0 {
+			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.Tx),
 				k.exe, k.service, k.container, DirTx, k.protocol)
 		}
-		if s.rx > 0 {
-			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.rx),
+		if s.Rx > 0 {
+			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.Rx),
 				k.exe, k.service, k.container, DirRx, k.protocol)
 		}
 	}
-	for k, v := range e.other {
-		ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(v),
-			OtherLabel, OtherLabel, OtherLabel, k.dir, k.protocol)
+	for _, o := range snap.Other {
+		ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(o.Bytes),
+			OtherLabel, OtherLabel, OtherLabel, o.Dir, o.Protocol)
 	}
+	e.mu.Lock()
 	for cause, v := range e.drops {
 		ch <- prometheus.MustNewConstMetric(e.dropsDesc, prometheus.CounterValue, float64(v), cause)
 	}
@@ -519,6 +387,36 @@ func (c *bytesCollector) Collect(ch chan<- prometheus.Metric) {
 	for d, v := range e.detailB {
 		ch <- prometheus.MustNewConstMetric(e.detailBD, prometheus.CounterValue, float64(v), d)
 	}
-	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(e.members), "own")
-	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(len(e.sets)), "tracked")
+	e.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(snap.Members), "own")
+	ch <- prometheus.MustNewConstMetric(e.setsDesc, prometheus.GaugeValue, float64(snap.Tracked), "tracked")
+}
+
+// OTLPCounters are the OTLP exporter's own counters (internal/otlp's
+// Status), exported as bwtracker_otlp_* self metrics.
+type OTLPCounters struct {
+	Exports, ExportErrors, PointsSent, DroppedPoints uint64
+	Backlog                                          int
+}
+
+// RegisterOTLP adds the bwtracker_otlp_* self metrics, read from f at each
+// scrape. Call it once, when OTLP export is on.
+func (e *Exporter) RegisterOTLP(f func() OTLPCounters) {
+	counter := func(name, help string, v func(OTLPCounters) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(f())) })
+	}
+	e.reg.MustRegister(
+		counter("bwtracker_otlp_exports_total", "OTLP export requests the receiver accepted.",
+			func(c OTLPCounters) uint64 { return c.Exports }),
+		counter("bwtracker_otlp_export_errors_total", "OTLP export attempts that failed (each retry counts); the batch stays in the backlog.",
+			func(c OTLPCounters) uint64 { return c.ExportErrors }),
+		counter("bwtracker_otlp_points_sent_total", "OTLP data points delivered.",
+			func(c OTLPCounters) uint64 { return c.PointsSent }),
+		counter("bwtracker_otlp_dropped_points_total", "OTLP data points dropped because the backlog was full (receiver down too long) or left at shutdown.",
+			func(c OTLPCounters) uint64 { return c.DroppedPoints }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bwtracker_otlp_backlog_batches",
+			Help: "OTLP batches waiting for delivery (bounded by --otlp-backlog)."},
+			func() float64 { return float64(f().Backlog) }),
+	)
 }

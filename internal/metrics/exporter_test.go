@@ -407,20 +407,6 @@ func TestConcurrentScrape(t *testing.T) {
 }
 
 // frozenBytes is what demoted label sets hold in their unexported series.
-func (e *Exporter) frozenBytes() uint64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var n uint64
-	for _, s := range e.sets {
-		if !s.member {
-			n += s.tx + s.rx
-		}
-	}
-	return n
-}
+func (e *Exporter) frozenBytes() uint64 { return e.cap.Frozen() }
 
-func (e *Exporter) observedBytes() uint64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.observed
-}
+func (e *Exporter) observedBytes() uint64 { return e.cap.Observed() }

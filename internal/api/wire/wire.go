@@ -115,4 +115,7 @@ type StatusResponse struct {
 	// Alerts: rules loaded, alerts firing, sink deliveries and failures
 	// (absent when the daemon runs without rules).
 	Alerts *alerts.Status `json:"alerts,omitempty"`
+	// Exports is the state of each exporter (api.Config.Exports), e.g.
+	// "otlp": endpoint, exports, errors, backlog, dropped points.
+	Exports map[string]any `json:"exports,omitempty"`
 }
