@@ -394,8 +394,9 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	api.waitValue("download rate while sending", "sum(rate("+rxSel+"[5s]))", 10*time.Second,
 		func(v float64) bool { return v > 0 })
 
-	// The dashboard, while traffic flows.
+	// The dashboard and the fleet guide's queries, while traffic flows.
 	checkDashboardQueries(t, api)
+	checkGuideQueries(t, api)
 
 	io.WriteString(snd.stdin, "stop\n")
 	sent := snd.wait()
@@ -630,4 +631,45 @@ func (l lockedBuf) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// checkGuideQueries runs every line of the ```promql blocks of
+// deploy/README.md (the fleet guide's central queries), as written, and
+// requires each to return data.
+func checkGuideQueries(t *testing.T, api promAPI) {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var qs []string
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.TrimSpace(line) == "```promql":
+			in = true
+		case in && strings.TrimSpace(line) == "```":
+			in = false
+		case in && strings.TrimSpace(line) != "" && !strings.HasPrefix(strings.TrimSpace(line), "#"):
+			qs = append(qs, strings.TrimSpace(line))
+		}
+	}
+	if len(qs) == 0 {
+		t.Fatal("deploy/README.md has no ```promql block")
+	}
+	for _, q := range qs {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, err := api.query(q)
+			if err == nil && len(v) > 0 && hasNumber(v) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("fleet guide query %s returned no data (err %v, %v)", q, err, v)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	t.Logf("%d fleet guide queries returned data", len(qs))
 }

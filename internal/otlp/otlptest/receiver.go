@@ -46,6 +46,7 @@ type Receiver struct {
 	t    testing.TB
 	addr string
 	grpc bool
+	cfg  *otlpreceiver.Config
 	r    receiver.Metrics
 
 	mu   sync.Mutex
@@ -64,10 +65,26 @@ func Start(t testing.TB, addr string, grpc bool) *Receiver {
 	return rc
 }
 
+// StartConfig runs an otlpreceiver with a given configuration (e.g. one
+// loaded from a shipped Collector config).
+func StartConfig(t testing.TB, cfg *otlpreceiver.Config) *Receiver {
+	t.Helper()
+	rc := &Receiver{t: t, cfg: cfg}
+	if err := rc.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Stop)
+	return rc
+}
+
 func (rc *Receiver) start() error {
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
-	if rc.grpc {
+	if rc.cfg != nil {
+		// A fresh copy each start: the factory shares receivers per config pointer.
+		c := *rc.cfg
+		cfg = &c
+	} else if rc.grpc {
 		g := cfg.Protocols.GRPC.GetOrInsertDefault()
 		g.NetAddr.Endpoint = rc.addr
 		g.IncludeMetadata = true
