@@ -24,7 +24,8 @@
 // big flush never stalls the next drain into a full kernel map; the excess
 // waits in the backlog and is written after the burst. One log line when writes start failing,
 // one when they resume; Status.LastFlush is the last successful write.
-// SIGTERM writes what fits within ShutdownBudget and says exactly what was
+// SIGTERM writes what fits within ShutdownBudget while writes fail (twice
+// that while they succeed, e.g. a huge last flush) and says exactly what was
 // lost. Before each flush the store's Guard notices the file deleted or
 // replaced (store/guard.go), and the WAL is checkpointed every
 // store.CheckpointEvery.
@@ -92,8 +93,9 @@ type Checkpointer interface {
 // stays short and a big flush cannot hold up the drain loop.
 const PieceSamples = 2000
 
-// ShutdownBudget bounds the final write on SIGTERM (the systemd unit's stop
-// timeout is 30 s): what is not written by then is reported lost.
+// ShutdownBudget bounds the final write on SIGTERM while the database fails
+// (twice this while writes succeed; the systemd unit's stop timeout is
+// 30 s): what is not written by then is reported lost.
 const ShutdownBudget = 10 * time.Second
 
 // CgroupSink is implemented by a store that keeps cgroup names.
@@ -307,14 +309,27 @@ func (c *Collector) FlushNow() {
 // until ShutdownBudget is spent; what is still unwritten then is lost and
 // reported exactly.
 func (c *Collector) final() error {
-	deadline := time.Now().Add(c.cfg.ShutdownBudget)
-	err := c.flush(context.Background(), true, deadline)
-	for c.backlogN > 0 && time.Now().Before(deadline) {
-		time.Sleep(min(200*time.Millisecond, time.Until(deadline)))
-		if time.Now().After(deadline) {
+	// While writes fail, give up after ShutdownBudget; while they succeed
+	// (a big last flush on a slow disk), keep writing up to twice that,
+	// still inside the unit's 30 s stop timeout.
+	start := time.Now()
+	hard, soft := start.Add(c.cfg.ShutdownBudget), start.Add(2*c.cfg.ShutdownBudget)
+	err := c.flush(context.Background(), true, hard)
+	for c.backlogN > 0 {
+		limit := soft
+		if c.failing {
+			limit = hard
+		}
+		if !time.Now().Before(limit) {
 			break
 		}
-		err = c.writeBacklog(context.Background(), deadline)
+		if c.failing {
+			time.Sleep(min(200*time.Millisecond, time.Until(limit)))
+			if !time.Now().Before(limit) {
+				break
+			}
+		}
+		err = c.writeBacklog(context.Background(), limit)
 	}
 	if c.backlogN > 0 {
 		var tx, rx uint64
@@ -330,7 +345,10 @@ func (c *Collector) final() error {
 		c.status.DB.HeldSamples, c.status.DB.HeldBytes = 0, 0
 		c.mu.Unlock()
 		c.log.Error("could not write the last counted traffic to the database before stopping; it is lost",
-			"samples", c.backlogN, "tx_bytes", tx, "rx_bytes", rx, "tried_for", c.cfg.ShutdownBudget, "err", err)
+			"samples", c.backlogN, "tx_bytes", tx, "rx_bytes", rx, "tried_for", time.Since(start).Round(time.Millisecond), "err", err)
+		if err == nil {
+			err = fmt.Errorf("the database was too slow: stopped writing after %s", time.Since(start).Round(time.Millisecond))
+		}
 		return fmt.Errorf("%d bytes of counted traffic (tx %d, rx %d; %d samples) could not be written: %w", tx+rx, tx, rx, c.backlogN, err)
 	}
 	return nil

@@ -196,7 +196,13 @@ func steppedClient(addr string, chunk, chunks int) (result, error) {
 		return r, err
 	}
 	tc := c.(*net.TCPConn)
-	f, _ := tc.File()
+	f, err := tc.File()
+	if err != nil {
+		return r, err
+	}
+	// f owns fd: keep it (and c) reachable, or the GC's finalizer closes
+	// the descriptor mid-transfer ("bad file descriptor" on the ack read).
+	defer func() { f.Close(); c.Close() }()
 	fd := int(f.Fd())
 	unix.SetNonblock(fd, false)
 	ack := make([]byte, 1)
@@ -213,7 +219,6 @@ func steppedClient(addr string, chunk, chunks int) (result, error) {
 		}
 		r.RX++
 	}
-	unix.Close(fd)
 	return r, nil
 }
 
