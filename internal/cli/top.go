@@ -160,9 +160,10 @@ func printSnapshot(w io.Writer, format string, snap liveSnap) error {
 	// report.Table escapes control characters in names and paths (see
 	// report.Safe) and measures wide runes.
 	tw := &report.Table{Right: true}
-	tw.Add("PID", "COMM", "RECEIVING", "SENDING", "RECEIVED", "SENT", "REMOTES", "EXE")
+	// The same columns as the interactive view (TOTAL = receiving + sending).
+	tw.Add("PID", "COMM", "RECEIVING", "SENDING", "TOTAL", "RECEIVED", "SENT", "REMOTES", "EXE")
 	for _, p := range snap.Processes {
-		tw.Add(strconv.FormatUint(uint64(p.PID), 10), p.Comm, rateStr(p.RxRate), rateStr(p.TxRate),
+		tw.Add(strconv.FormatUint(uint64(p.PID), 10), p.Comm, rateStr(p.RxRate), rateStr(p.TxRate), rateStr(p.RxRate+p.TxRate),
 			report.IBytes(p.RxBytes), report.IBytes(p.TxBytes), strconv.Itoa(p.Remotes), p.Exe)
 	}
 	if err := tw.Write(w); err != nil {

@@ -85,7 +85,7 @@ func TestTopOnceJSON(t *testing.T) {
 		t.Fatalf("sorted by tx: %s", out)
 	}
 	code, out, _ = runCLI("top", "--once", "--url", srv.URL, "--token", "s3cret")
-	if code != 0 || !strings.Contains(out, "RECEIVING") || !strings.Contains(out, "3 processes") {
+	if code != 0 || !strings.Contains(out, "RECEIVING") || !strings.Contains(out, "TOTAL") || !strings.Contains(out, "3 processes") {
 		t.Fatalf("table: %d %s", code, out)
 	}
 
