@@ -201,11 +201,20 @@ func runReport(c *cli.Context) error {
 		}
 		return report.WritePeriods(c.App.Writer, format, ps, opt)
 	}
+	top := q.Top
+	if format == "table" || format == "" {
+		q.Top = 0 // the footer states the whole window's totals (report.Options.Window)
+	}
 	rows, err := st.Totals(ctx, q)
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
 	opt := report.Options{Bars: c.Bool("bars")}
+	if q.Top == 0 && top > 0 && len(rows) > top {
+		win := report.Sum(rows)
+		opt.Window = &win
+		rows = rows[:top]
+	}
 	if resolver != nil {
 		addrs := make([]string, 0, len(rows))
 		for _, r := range rows {

@@ -144,3 +144,34 @@ func TestHelpAndDebugEverywhere(t *testing.T) {
 		t.Errorf("db foo: exit %d, stderr %q", got, stderr)
 	}
 }
+
+// TestReportTopFooterIsWholeWindow: with --top the footer states the whole
+// window's totals and how many rows were left out, not the shown rows' sum.
+func TestReportTopFooterIsWholeWindow(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bw.db")
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var samples []store.Sample
+	for i, b := range []uint64{1000, 2000, 4000} {
+		samples = append(samples, store.Sample{ProcessKey: store.ProcessKey{PID: uint32(10 + i), StartNS: 1, Comm: "p"}, RemoteIP: "::1", Protocol: "tcp", TxBytes: b, RxBytes: 1})
+	}
+	err = s.Write(t.Context(), time.Now().Add(-time.Minute), samples)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI("report", "--db", db, "--top", "1", "--no-resolve")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// 7000 B sent in all (6.8 KiB), 3 received; only the 4000 B row shown.
+	if !strings.Contains(out, "1 of 3 rows shown") || !strings.Contains(out, "2 more") || !strings.Contains(out, "sent 6.8 KiB, received 3 B") {
+		t.Fatalf("footer does not state the whole window:\n%s", out)
+	}
+	code, out, _ = runCLI("report", "--db", db, "--top", "1", "--format", "json")
+	if code != 0 || strings.Count(out, `"pid"`) != 1 || !strings.Contains(out, `"tx_bytes": 4000`) {
+		t.Fatalf("json --top 1:\n%s", out)
+	}
+}

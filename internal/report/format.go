@@ -93,6 +93,26 @@ type Options struct {
 	// Names, when set, shows remote addresses as "name (address)" for
 	// those that resolved (see Resolver).
 	Names map[string]string
+	// Window, when set, holds the totals of the whole window (all rows, not
+	// only the --top ones shown): the footer states those, and how many
+	// rows were left out.
+	Window *WindowTotals
+}
+
+// WindowTotals are the sums over every row of a window.
+type WindowTotals struct {
+	Rows             int
+	TxBytes, RxBytes uint64
+}
+
+// Sum adds up rows.
+func Sum(rows []store.Row) WindowTotals {
+	w := WindowTotals{Rows: len(rows)}
+	for _, r := range rows {
+		w.TxBytes += r.TxBytes
+		w.RxBytes += r.RxBytes
+	}
+	return w
 }
 
 // Write renders rows grouped by `by` in format.
@@ -183,6 +203,11 @@ func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Op
 		}
 		if err := tw.Write(w); err != nil {
 			return err
+		}
+		if win := opt.Window; win != nil && win.Rows > len(rows) {
+			fmt.Fprintf(w, "%d of %d rows shown (… %d more: use --top 0 for all); window total sent %s, received %s\n",
+				len(rows), win.Rows, win.Rows-len(rows), IBytes(win.TxBytes), IBytes(win.RxBytes))
+			return nil
 		}
 		fmt.Fprintf(w, "%d rows; total sent %s, received %s\n", len(rows), IBytes(tx), IBytes(rx))
 		return nil
