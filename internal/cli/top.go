@@ -63,9 +63,36 @@ Examples:
 			&cli.BoolFlag{Name: "once", Usage: "print one snapshot and exit"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "with --once: table or json"},
 			&cli.BoolFlag{Name: "no-resolve", Aliases: []string{"n"}, Usage: "show remote addresses as numbers (no reverse DNS)"},
+			&cli.DurationFlag{Name: "idle", Value: DefaultIdle, Usage: "hide processes with no traffic for `DURATION` (exited ones linger in the daemon for minutes); 0 shows them all. Header totals still include them"},
 		},
 		Action: runTop,
 	}
+}
+
+// DefaultIdle: like nethogs and bandwhich, a process that has sent and
+// received nothing for this long leaves the list.
+const DefaultIdle = 5 * time.Second
+
+// dropIdle removes processes with no traffic in the last idle (0 keeps
+// all) and returns how many it hid. The snapshot's totals stay as they are.
+func dropIdle(snap *liveSnap, idle time.Duration) int {
+	if idle <= 0 {
+		return 0
+	}
+	ref := snap.Time
+	if ref.IsZero() {
+		ref = time.Now()
+	}
+	kept := snap.Processes[:0]
+	for _, p := range snap.Processes {
+		if p.RxRate == 0 && p.TxRate == 0 && !p.LastSeen.IsZero() && ref.Sub(p.LastSeen) > idle {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	n := len(snap.Processes) - len(kept)
+	snap.Processes = kept
+	return n
 }
 
 // liveProc is one process of GET /api/current: the collector's own type,
@@ -129,6 +156,10 @@ func runTop(c *cli.Context) error {
 	if format != "table" && format != "json" {
 		return usagef("--format %q: valid are table, json", format)
 	}
+	idle := c.Duration("idle")
+	if idle < 0 {
+		return usagef("--idle %s: must be 0 (show all) or positive", idle)
+	}
 	api, err := apiclient.New(base, c.String("token"), max(2*time.Second, interval))
 	if err != nil {
 		return usagef("--url %v", err)
@@ -137,15 +168,25 @@ func runTop(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
+	hidden := 0
+	if !c.Bool("once") || format == "table" { // JSON for scripts stays whole
+		hidden = dropIdle(&snap, idle)
+	}
 	sortProcs(snap.Processes, key)
 	if c.Bool("once") {
-		return printSnapshot(c.App.Writer, format, snap)
+		if err := printSnapshot(c.App.Writer, format, snap); err != nil {
+			return err
+		}
+		if hidden > 0 {
+			fmt.Fprintf(c.App.Writer, "(%d idle processes hidden: --idle 0 shows them)\n", hidden)
+		}
+		return nil
 	}
 	var res *report.Resolver
 	if !c.Bool("no-resolve") {
 		res = report.NewResolver()
 	}
-	return (&topView{api: api, key: key, interval: interval, res: res, snap: snap}).run(c.Context)
+	return (&topView{api: api, key: key, interval: interval, res: res, snap: snap, idle: idle, hidden: hidden}).run(c.Context)
 }
 
 func printSnapshot(w io.Writer, format string, snap liveSnap) error {
@@ -187,6 +228,8 @@ type topView struct {
 	status  *tview.TextView
 	mu      sync.Mutex
 	snap    liveSnap
+	idle    time.Duration // --idle
+	hidden  int           // idle processes left out of snap
 	errMsg  string
 	shown   []liveProc    // rows on screen; UI goroutine only
 	selPID  atomic.Uint32 // selected process
@@ -324,6 +367,7 @@ func (v *topView) poll(ctx context.Context) {
 				v.errMsg = err.Error()
 			} else {
 				v.errMsg = ""
+				v.hidden = dropIdle(&snap, v.idle)
 				sortProcs(snap.Processes, v.key)
 				v.snap = snap
 			}
@@ -374,7 +418,7 @@ func (v *topView) draw() {
 	snap, key, errMsg := v.snap, v.key, v.errMsg
 	snap.Processes = append([]liveProc(nil), v.snap.Processes...)
 	rem, remPID, remErr := v.rem, v.remPID, v.remErr
-	firing := v.firing
+	firing, hidden := v.firing, v.hidden
 	v.mu.Unlock()
 	v.shown = snap.Processes
 	mark := func(k string) string {
@@ -383,8 +427,12 @@ func (v *topView) draw() {
 		}
 		return ""
 	}
-	fmt.Fprintf(v.header.Clear(), "[::b]bwtracker top[::-]  %s  receiving [green]%s[-]  sending [yellow]%s[-]  %d processes  sort: %s\n",
-		snap.Time.Local().Format("15:04:05"), rateStr(snap.RxRate), rateStr(snap.TxRate), len(snap.Processes), key)
+	idleNote := ""
+	if hidden > 0 {
+		idleNote = fmt.Sprintf(" (+%d idle hidden)", hidden)
+	}
+	fmt.Fprintf(v.header.Clear(), "[::b]bwtracker top[::-]  %s  receiving [green]%s[-]  sending [yellow]%s[-]  %d processes%s  sort: %s\n",
+		snap.Time.Local().Format("15:04:05"), rateStr(snap.RxRate), rateStr(snap.TxRate), len(snap.Processes), idleNote, key)
 	if len(firing) > 0 {
 		fmt.Fprintf(v.header, "[red::b]%d alert(s) firing[-::-] (! marks the process; `bwtracker alerts`)  ", len(firing))
 	}

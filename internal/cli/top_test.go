@@ -84,9 +84,19 @@ func TestTopOnceJSON(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"comm": "rsync"`) || strings.Index(out, "rsync") > strings.Index(out, "curl") {
 		t.Fatalf("sorted by tx: %s", out)
 	}
+	// sshd has had no traffic for a minute: hidden by default (--idle 5s),
+	// shown with --idle 0.
 	code, out, _ = runCLI("top", "--once", "--url", srv.URL, "--token", "s3cret")
-	if code != 0 || !strings.Contains(out, "RECEIVING") || !strings.Contains(out, "TOTAL") || !strings.Contains(out, "3 processes") {
+	if code != 0 || !strings.Contains(out, "RECEIVING") || !strings.Contains(out, "TOTAL") || !strings.Contains(out, "2 processes") ||
+		strings.Contains(out, "sshd") || !strings.Contains(out, "1 idle processes hidden") {
 		t.Fatalf("table: %d %s", code, out)
+	}
+	code, out, _ = runCLI("top", "--once", "--idle", "0", "--url", srv.URL, "--token", "s3cret")
+	if code != 0 || !strings.Contains(out, "3 processes") || !strings.Contains(out, "sshd") {
+		t.Fatalf("table --idle 0: %d %s", code, out)
+	}
+	if code, _, _ := runCLI("top", "--once", "--idle", "-1s", "--url", srv.URL); code != 2 {
+		t.Fatalf("--idle -1s: exit %d, want 2", code)
 	}
 
 	// Wrong token: says what to do.
@@ -171,7 +181,7 @@ func TestTopInTmux(t *testing.T) {
 		return string(out), err
 	}
 	defer tm("kill-server")
-	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --no-resolve --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srv.URL)
+	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --no-resolve --idle 0 --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srv.URL)
 	if out, err := tm("new-session", "-d", "-s", "top", "-x", "150", "-y", "40", cmdline); err != nil {
 		t.Fatalf("tmux new-session: %v %s", err, out)
 	}
