@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -47,7 +48,7 @@ Examples:
 			&cli.StringFlag{Name: "until", Usage: "end of the window (default: now); same forms as --since"},
 			&cli.StringSliceFlag{Name: "by", Value: cli.NewStringSlice("process"), Usage: "group by any of: " + strings.Join(store.Dimensions(), ", ") + " (comma-separated)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "table, json or csv"},
-			&cli.IntFlag{Name: "top", Usage: "show only the N largest rows (0 = all)"},
+			&cli.IntFlag{Name: "top", Usage: "show only the N largest rows (0 = all; tables default to 20, JSON/CSV to all)"},
 			&cli.UintFlag{Name: "pid", Usage: "only this process id"},
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this name (exact)"},
 			&cli.StringFlag{Name: "service", Usage: "only processes in this systemd unit (exact, e.g. nginx.service)"},
@@ -203,7 +204,15 @@ func runReport(c *cli.Context) error {
 	}
 	top := q.Top
 	if format == "table" || format == "" {
+		if !c.IsSet("top") {
+			top = DefaultTableTop // fits a terminal; the footer says how many more
+		}
 		q.Top = 0 // the footer states the whole window's totals (report.Options.Window)
+		until := q.Until
+		if until.IsZero() {
+			until = now
+		}
+		fmt.Fprintln(c.App.Writer, windowLine(q.Since, until, !c.IsSet("until")))
 	}
 	rows, err := st.Totals(ctx, q)
 	if err != nil {
@@ -223,6 +232,32 @@ func runReport(c *cli.Context) error {
 		opt.Names = resolver.Resolve(addrs, timeout)
 	}
 	return report.WriteWith(c.App.Writer, format, q.By, rows, opt)
+}
+
+// DefaultTableTop is how many rows a report table shows unless --top is
+// given (JSON and CSV give every row): an 80x24 terminal's worth.
+const DefaultTableTop = 20
+
+// windowLine states a report's window in local time, e.g.
+// "last 24 h: 2026-12-01 20:30 – 2026-12-02 20:30 CET".
+func windowLine(since, until time.Time, toNow bool) string {
+	const f = "2006-01-02 15:04"
+	zone := until.Local().Format("MST")
+	span := fmt.Sprintf("%s – %s %s", since.Local().Format(f), until.Local().Format(f), zone)
+	if !toNow {
+		return "window: " + span
+	}
+	d := until.Sub(since).Round(time.Minute)
+	var last string
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		last = fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d >= time.Hour && d%time.Hour == 0:
+		last = fmt.Sprintf("%d h", d/time.Hour)
+	default:
+		last = strings.TrimSuffix(d.String(), "0s")
+	}
+	return "last " + last + ": " + span
 }
 
 func hasDim(by []string, d string) bool {

@@ -175,3 +175,41 @@ func TestReportTopFooterIsWholeWindow(t *testing.T) {
 		t.Fatalf("json --top 1:\n%s", out)
 	}
 }
+
+// TestReportTableDefaults: a table states its window and shows 20 rows
+// unless --top is given, saying how many more there are; JSON gives all.
+func TestReportTableDefaults(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "bw.db")
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var samples []store.Sample
+	for i := 0; i < 25; i++ {
+		samples = append(samples, store.Sample{ProcessKey: store.ProcessKey{PID: uint32(100 + i), StartNS: 1, Comm: "p"}, RemoteIP: "::1", Protocol: "udp", TxBytes: uint64(1000 + i)})
+	}
+	err = s.Write(t.Context(), time.Now().Add(-time.Minute), samples)
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI("report", "--db", db, "--no-resolve")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	first := strings.SplitN(out, "\n", 2)[0]
+	if !strings.HasPrefix(first, "last 24 h: ") || !strings.Contains(first, " – ") {
+		t.Errorf("first line does not state the window: %q", first)
+	}
+	if !strings.Contains(out, "20 of 25 rows shown") || !strings.Contains(out, "5 more: use --top 0 for all") {
+		t.Errorf("default table:\n%s", out)
+	}
+	code, out, _ = runCLI("report", "--db", db, "--format", "json")
+	if code != 0 || strings.Count(out, `"pid"`) != 25 {
+		t.Errorf("json gives every row: exit %d, %d rows", code, strings.Count(out, `"pid"`))
+	}
+	code, out, _ = runCLI("report", "--db", db, "--no-resolve", "--since", "2h", "--until", "1h")
+	if code != 0 || !strings.HasPrefix(out, "window: ") {
+		t.Errorf("explicit window: %d %q", code, out)
+	}
+}
