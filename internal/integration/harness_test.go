@@ -209,9 +209,21 @@ type child struct {
 
 func startChild(t testing.TB, mode string, args ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
+	return startChildCmd(t, childCmd(os.Args[0], mode, args...))
+}
+
+// childCmd runs bin (this test binary, or a copy under another name) as
+// the child `mode`.
+func childCmd(bin, mode string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "BWT_CHILD="+mode)
 	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// startChildCmd starts cmd and reads its stdout lines.
+func startChildCmd(t testing.TB, cmd *exec.Cmd) *child {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -271,25 +271,34 @@ RETURNING id, ip`, proto, tsMs, string(b))
 			if err != nil {
 				return err
 			}
-			n := 0
-			for rows.Next() {
-				var id int64
-				k := endpointKey{Protocol: proto}
-				if err := rows.Scan(&id, &k.IP); err != nil {
-					rows.Close()
-					return err
-				}
-				out[k] = id
-				n++
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			key := func(ip string) endpointKey { return endpointKey{IP: ip, Protocol: proto} }
+			if err := collectIDs(rows, len(chunk), "endpoints", key, out); err != nil {
 				return err
 			}
-			if n != len(chunk) {
-				return fmt.Errorf("interned %d of %d endpoints", n, len(chunk))
-			}
 		}
+	}
+	return nil
+}
+
+// collectIDs reads the (id, value) rows an interning statement RETURNs into
+// out under key(value), and checks that all want keys came back.
+func collectIDs[V any, K comparable](rows *sql.Rows, want int, what string, key func(V) K, out map[K]int64) error {
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id int64
+		var v V
+		if err := rows.Scan(&id, &v); err != nil {
+			return err
+		}
+		out[key(v)] = id
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if n != want {
+		return fmt.Errorf("interned %d of %d %s", n, want, what)
 	}
 	return nil
 }
@@ -329,23 +338,11 @@ RETURNING id, endpoint_id`, g.ProcID, int64(g.CgroupID), int64(g.NetNS), tsMs, s
 			if err != nil {
 				return err
 			}
-			n := 0
-			for rows.Next() {
-				var id int64
-				k := flowKey{ProcID: g.ProcID, CgroupID: g.CgroupID, NetNS: g.NetNS}
-				if err := rows.Scan(&id, &k.EndpointID); err != nil {
-					rows.Close()
-					return err
-				}
-				out[k] = id
-				n++
+			key := func(ep int64) flowKey {
+				return flowKey{ProcID: g.ProcID, EndpointID: ep, CgroupID: g.CgroupID, NetNS: g.NetNS}
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			if err := collectIDs(rows, len(chunk), "flows", key, out); err != nil {
 				return err
-			}
-			if n != len(chunk) {
-				return fmt.Errorf("interned %d of %d flows", n, len(chunk))
 			}
 		}
 	}
