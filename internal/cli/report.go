@@ -17,18 +17,26 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print who sent and received how much, from the database",
-		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,exe,user,remote,protocol] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month [--top-days N] [--by process|exe|user|remote]",
+		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,exe,user,remote,protocol] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month|year [--top-days N] [--by process|exe|user|remote] [--png FILE]\n   bwtracker report --summary",
 		Description: `Reads the SQLite database directly: no daemon needed, and no root beyond
 being allowed to read the file (it is root-only by default).
 
 Rows are sorted by total bytes, largest first. Table output uses IEC units
-(KiB, MiB), a bar per row and host names for remote addresses (reverse DNS,
-at most --resolve-timeout; --no-resolve to skip); json and csv print exact
-byte counts and raw addresses.
+(KiB, MiB; --bits for kbit, Mbit), a bar per row (--graph: a sparkline of
+the row over the window instead) and host names for remote addresses
+(reverse DNS, at most --resolve-timeout; --no-resolve to skip); json and
+csv print exact byte counts and raw addresses. Every table has the columns
+SENT, RECEIVED, TOTAL in that order and fits the terminal (80 columns when
+not a terminal; --width): long names and paths lose their middle ("…").
+
+On a terminal, ` + "`bwtracker report`" + ` with no window or grouping prints a
+vnStat-like summary: today, yesterday, this month and its estimate, per app
+(or executable), in local time. --summary asks for it anywhere.
 
 --period (or --hourly, --daily, --monthly) prints vnStat-style tables: one
 row per period with traffic (local time), received, sent, total, average
-rate and the top process (or the top of --by). --top-days N lists the N
+rate and the top process (or the top of --by); --png FILE draws it with a
+bar chart as a PNG image (vnstati-like). --top-days N lists the N
 days with the most traffic. Months of history are answered from rollup
 tiers (see ` + "`bwtracker db stats`" + `).
 
@@ -38,6 +46,9 @@ Examples:
    sudo bwtracker report --by exe --since 30d
    sudo bwtracker report --by user --since 7d
    sudo bwtracker report --daily
+   sudo bwtracker report --since 7d --graph --bits
+   sudo bwtracker report --period year
+   sudo bwtracker report --daily --png daily.png
    sudo bwtracker report --period hour --by exe
    sudo bwtracker report --top-days 10
    sudo bwtracker report --since 2026-11-01 --until 2026-11-02 --by protocol --format csv
@@ -53,7 +64,7 @@ Examples:
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this name (exact)"},
 			&cli.StringFlag{Name: "service", Usage: "only processes in this systemd unit (exact, e.g. nginx.service)"},
 			&cli.StringFlag{Name: "container", Usage: "only processes in this container (runtime:shortid or the full container id)"},
-			&cli.StringFlag{Name: "period", Usage: "a table of periods instead of totals: " + strings.Join(report.PeriodKinds, ", ") + " (default window: 2h, 24h, 30d, 1 year)"},
+			&cli.StringFlag{Name: "period", Usage: "a table of periods instead of totals: " + strings.Join(report.PeriodKinds, ", ") + " (default window: 2h, 24h, 30d, 1 year, 5 years)"},
 			&cli.BoolFlag{Name: "hourly", Usage: "same as --period hour"},
 			&cli.BoolFlag{Name: "daily", Aliases: []string{"d"}, Usage: "same as --period day"},
 			&cli.BoolFlag{Name: "monthly", Aliases: []string{"m"}, Usage: "same as --period month"},
@@ -61,6 +72,11 @@ Examples:
 			&cli.BoolFlag{Name: "no-resolve", Aliases: []string{"n"}, Usage: "show remote addresses as numbers (no reverse DNS)"},
 			&cli.DurationFlag{Name: "resolve-timeout", Value: report.DefaultResolveTimeout, Usage: "longest wait for reverse DNS before printing the numbers"},
 			&cli.BoolFlag{Name: "bars", Value: true, Usage: "draw a bar column in table output (--bars=false to hide)"},
+			&cli.BoolFlag{Name: "bits", Usage: "tables in bits (kbit, Mbit, bit/s) instead of bytes; JSON/CSV stay exact bytes"},
+			&cli.BoolFlag{Name: "graph", Usage: "a sparkline column: each row's traffic over the window (16 cells), instead of the bar"},
+			&cli.IntFlag{Name: "width", Usage: "widest table line in `COLUMNS` (default: the terminal's width, 80 when not a terminal; 0 = no limit)"},
+			&cli.BoolFlag{Name: "summary", Usage: "today, yesterday, this month and its estimate per app (the default on a terminal without other flags)"},
+			&cli.StringFlag{Name: "png", Usage: "write the period table (default --daily) and a bar chart to `FILE` as a PNG image"},
 			&cli.BoolFlag{Name: "db-stats", Usage: "print database size, rows per tier and oldest sample per tier instead (same as: bwtracker db stats)"},
 		},
 		Action: runReport,
@@ -97,6 +113,9 @@ func periodKind(c *cli.Context) (string, error) {
 		kinds = append(kinds, report.PeriodDay)
 	}
 	if len(kinds) == 0 {
+		if c.String("png") != "" {
+			return report.PeriodDay, nil
+		}
 		return "", nil
 	}
 	for _, k := range kinds[1:] {
@@ -113,6 +132,8 @@ func periodKind(c *cli.Context) (string, error) {
 		return report.PeriodDay, nil
 	case "m", "month", "months", "monthly":
 		return report.PeriodMonth, nil
+	case "y", "year", "years", "yearly":
+		return report.PeriodYear, nil
 	}
 	return "", usagef("--period %q: valid are %s", kinds[0], strings.Join(report.PeriodKinds, ", "))
 }
@@ -129,6 +150,13 @@ func runReport(c *cli.Context) error {
 	}
 	if c.Bool("db-stats") {
 		return printDBStats(c, c.String(flagDB), c.String("format"))
+	}
+	units := report.Units{Bits: c.Bool("bits")}
+	if c.Int("width") < 0 {
+		return usagef("--width must be 0 (no limit) or more")
+	}
+	if c.String("png") != "" && c.String("format") != "table" {
+		return usagef("--png draws the table as an image: leave out --format")
 	}
 	if q.Since, err = timespec.ParseTime(c.String("since"), now); err != nil {
 		return usagef("--since: %v", err)
@@ -176,6 +204,9 @@ func runReport(c *cli.Context) error {
 		resolver = report.NewResolver()
 	}
 	timeout := c.Duration("resolve-timeout")
+	if format == "table" && wantSummary(c) {
+		return runSummary(ctx, c, st, q, now, units)
+	}
 	if kind != "" {
 		if !c.IsSet("by") {
 			q.By = []string{store.DimProcess}
@@ -192,13 +223,16 @@ func runReport(c *cli.Context) error {
 		if err != nil {
 			return cli.Exit(err.Error(), 1)
 		}
-		opt := report.PeriodOptions{Kind: kind, Now: now, TopDays: c.Int("top-days"), Bars: c.Bool("bars"), By: q.By}
+		opt := report.PeriodOptions{Kind: kind, Now: now, TopDays: c.Int("top-days"), Bars: c.Bool("bars"), By: q.By, Units: units, Width: tableWidth(c)}
 		if resolver != nil {
 			var addrs []string
 			for _, p := range report.SelectPeriods(ps, opt.TopDays) {
 				addrs = append(addrs, p.Top.RemoteIP)
 			}
 			opt.Names = resolver.Resolve(addrs, timeout)
+		}
+		if path := c.String("png"); path != "" {
+			return writePNG(c, path, ps, opt, q.Since, until)
 		}
 		return report.WritePeriods(c.App.Writer, format, ps, opt)
 	}
@@ -218,7 +252,7 @@ func runReport(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
-	opt := report.Options{Bars: c.Bool("bars")}
+	opt := report.Options{Bars: c.Bool("bars"), Units: units, Width: tableWidth(c)}
 	if q.Top == 0 && top > 0 && len(rows) > top {
 		win := report.Sum(rows)
 		opt.Window = &win
@@ -231,7 +265,25 @@ func runReport(c *cli.Context) error {
 		}
 		opt.Names = resolver.Resolve(addrs, timeout)
 	}
-	return report.WriteWith(c.App.Writer, format, q.By, rows, opt)
+	var step time.Duration
+	if c.Bool("graph") && format == "table" && len(rows) > 0 {
+		until := q.Until
+		if until.IsZero() {
+			until = now
+		}
+		var edges []time.Time
+		edges, step = graphEdges(q.Since, until)
+		if opt.Graph, err = st.Binned(ctx, q, edges); err != nil {
+			return cli.Exit(err.Error(), 1)
+		}
+	}
+	if err := report.WriteWith(c.App.Writer, format, q.By, rows, opt); err != nil {
+		return err
+	}
+	if step > 0 {
+		fmt.Fprintf(c.App.Writer, "graph: %d cells of %s each\n", GraphCells, strings.TrimSuffix(step.String(), "0s"))
+	}
+	return nil
 }
 
 // DefaultTableTop is how many rows a report table shows unless --top is

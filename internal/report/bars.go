@@ -10,6 +10,10 @@ import (
 // BarWidth is the width of the bar column in cells.
 const BarWidth = 16
 
+// MinBarWidth is the narrowest bar column drawn when a table must fit a
+// width.
+const MinBarWidth = 6
+
 var eighths = []rune(" ▏▎▍▌▋▊▉")
 
 // Bar draws v relative to peak as a horizontal bar of at most width cells,

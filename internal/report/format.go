@@ -97,6 +97,39 @@ type Options struct {
 	// only the --top ones shown): the footer states those, and how many
 	// rows were left out.
 	Window *WindowTotals
+	// Units: bytes (IEC) or bits (SI).
+	Units Units
+	// Width > 0 is the widest a table line may be: names and paths are cut
+	// in the middle to fit (JSON and CSV keep them whole).
+	Width int
+	// Graph, when set, adds a sparkline column: each row's traffic over
+	// the window, one cell per bin, looked up by the row with its sums
+	// zeroed (store.Binned). It replaces the bar column.
+	Graph map[store.Row][]uint64
+}
+
+// shrinkMin is how narrow a text column may become to fit the width;
+// columns not named here (numbers, protocol) keep their width.
+var shrinkMin = map[string]int{
+	"comm": 8, "exe": 12, "remote_ip": 12, "service": 12, "container": 12, "user": 6,
+}
+
+// shrinkable columns: any text column that is not a number or a short code.
+func shrinkable(name string) (int, bool) {
+	if m, ok := shrinkMin[name]; ok {
+		return m, true
+	}
+	switch name {
+	case "pid", "uid", "protocol", "port", "netns", "scope":
+		return 0, false
+	}
+	return 10, true
+}
+
+// GraphKey is the key of a row in Options.Graph: the row without its sums.
+func GraphKey(r store.Row) store.Row {
+	r.TxBytes, r.RxBytes, r.TxCalls, r.RxCalls = 0, 0, 0, 0
+	return r
 }
 
 // WindowTotals are the sums over every row of a window.
@@ -169,50 +202,75 @@ func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Op
 		cw.Flush()
 		return cw.Error()
 	case "table", "":
-		tw := &Table{Right: true}
-		var hdr []string
-		for _, c := range cols {
-			hdr = append(hdr, c.header)
-		}
-		hdr = append(hdr, "SENT", "RECEIVED", "TOTAL")
-		if opt.Bars {
-			hdr = append(hdr, "")
-		}
-		tw.Add(hdr...)
-		var tx, rx, peak uint64
-		for _, r := range rows {
-			peak = max(peak, r.Total())
-		}
-		for _, r := range rows {
-			var rec []string
-			for _, c := range cols {
-				rec = append(rec, c.text(r))
-			}
-			rec = append(rec, IBytes(r.TxBytes), IBytes(r.RxBytes), IBytes(r.Total()))
-			if opt.Bars {
-				rec = append(rec, padBar(Bar(r.Total(), peak, BarWidth), BarWidth))
-			}
-			tw.Add(rec...)
-			tx += r.TxBytes
-			rx += r.RxBytes
-		}
-		if len(rows) == 0 {
-			tw.Write(w)
-			fmt.Fprintln(w, "(no traffic recorded in this window)")
-			return nil
-		}
-		if err := tw.Write(w); err != nil {
-			return err
-		}
-		if win := opt.Window; win != nil && win.Rows > len(rows) {
-			fmt.Fprintf(w, "%d of %d rows shown (… %d more: use --top 0 for all); window total sent %s, received %s\n",
-				len(rows), win.Rows, win.Rows-len(rows), IBytes(win.TxBytes), IBytes(win.RxBytes))
-			return nil
-		}
-		fmt.Fprintf(w, "%d rows; total sent %s, received %s\n", len(rows), IBytes(tx), IBytes(rx))
-		return nil
+		return writeTable(w, cols, rows, opt)
 	}
 	return fmt.Errorf("unknown format %q: valid are %s", format, strings.Join(Formats, ", "))
+}
+
+// Column order, the same in every view (report, --period, top): SENT,
+// RECEIVED, TOTAL; JSON keeps tx_bytes, rx_bytes.
+
+func writeTable(w io.Writer, cols []column, rows []store.Row, opt Options) error {
+	u := opt.Units
+	tw := &Table{Right: true, Left: map[int]bool{}, Max: opt.Width, Shrink: map[int]int{}}
+	var hdr []string
+	for i, c := range cols {
+		hdr = append(hdr, c.header)
+		if m, ok := shrinkable(c.name); ok { // names and paths: left-aligned, cut to fit
+			tw.Shrink[i] = max(m, Width(c.header))
+			tw.Left[i] = true
+		}
+	}
+	hdr = append(hdr, "SENT", "RECEIVED", "TOTAL")
+	tw.Add(hdr...)
+	var tx, rx, peak uint64
+	for _, r := range rows {
+		peak = max(peak, r.Total())
+	}
+	for _, r := range rows {
+		var rec []string
+		for _, c := range cols {
+			rec = append(rec, c.text(r))
+		}
+		rec = append(rec, u.Size(r.TxBytes), u.Size(r.RxBytes), u.Size(r.Total()))
+		tw.Add(rec...)
+		tx += r.TxBytes
+		rx += r.RxBytes
+	}
+	if len(rows) == 0 {
+		tw.Write(w)
+		fmt.Fprintln(w, "(no traffic recorded in this window)")
+		return nil
+	}
+	// The last column (bar or sparkline) takes what the others leave, within
+	// bounds; then the text columns shrink if the line is still too wide.
+	switch {
+	case opt.Graph != nil:
+		tw.rows[0] = append(tw.rows[0], "GRAPH")
+		tw.Left[len(tw.rows[0])-1] = true
+		for i, r := range rows {
+			tw.rows[i+1] = append(tw.rows[i+1], Sparkline(opt.Graph[GraphKey(r)]))
+		}
+	case opt.Bars:
+		bw := tw.barWidth(true)
+		tw.Left[len(tw.rows[0])] = true
+		for i, r := range rows {
+			if bw == 0 {
+				break
+			}
+			tw.rows[i+1] = append(tw.rows[i+1], Bar(r.Total(), peak, bw))
+		}
+	}
+	if err := tw.Write(w); err != nil {
+		return err
+	}
+	if win := opt.Window; win != nil && win.Rows > len(rows) {
+		fmt.Fprintf(w, "%d of %d rows shown (… %d more: use --top 0 for all)\nwindow total: sent %s, received %s\n",
+			len(rows), win.Rows, win.Rows-len(rows), u.Size(win.TxBytes), u.Size(win.RxBytes))
+		return nil
+	}
+	fmt.Fprintf(w, "%d rows; total sent %s, received %s\n", len(rows), u.Size(tx), u.Size(rx))
+	return nil
 }
 
 // IBytes is a byte count in IEC units (KiB, MiB...).

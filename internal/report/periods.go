@@ -19,10 +19,11 @@ const (
 	PeriodHour  = "hour"
 	PeriodDay   = "day"
 	PeriodMonth = "month"
+	PeriodYear  = "year"
 )
 
 // PeriodKinds lists the --period values.
-var PeriodKinds = []string{Period5Min, PeriodHour, PeriodDay, PeriodMonth}
+var PeriodKinds = []string{Period5Min, PeriodHour, PeriodDay, PeriodMonth, PeriodYear}
 
 // MaxPeriods bounds the rows of one period table.
 const MaxPeriods = 20000
@@ -38,6 +39,8 @@ func DefaultPeriodWindow(kind string) time.Duration {
 		return 24 * time.Hour
 	case PeriodDay:
 		return 30 * 24 * time.Hour
+	case PeriodYear:
+		return 5 * 365 * 24 * time.Hour
 	}
 	return 365 * 24 * time.Hour
 }
@@ -52,6 +55,8 @@ func floorPeriod(kind string, t time.Time) time.Time {
 		return time.Date(y, m, d, t.Hour(), 0, 0, 0, t.Location())
 	case PeriodDay:
 		return time.Date(y, m, d, 0, 0, 0, 0, t.Location())
+	case PeriodYear:
+		return time.Date(y, 1, 1, 0, 0, 0, 0, t.Location())
 	}
 	return time.Date(y, m, 1, 0, 0, 0, 0, t.Location())
 }
@@ -67,6 +72,8 @@ func nextPeriod(kind string, t time.Time) time.Time {
 		return t.Add(time.Hour)
 	case PeriodDay:
 		return time.Date(y, m, d+1, 0, 0, 0, 0, t.Location())
+	case PeriodYear:
+		return time.Date(y+1, 1, 1, 0, 0, 0, 0, t.Location())
 	}
 	return time.Date(y, m+1, 1, 0, 0, 0, 0, t.Location())
 }
@@ -76,7 +83,7 @@ func nextPeriod(kind string, t time.Time) time.Time {
 // of the period containing until.
 func PeriodEdges(kind string, since, until time.Time) ([]time.Time, error) {
 	switch kind {
-	case Period5Min, PeriodHour, PeriodDay, PeriodMonth:
+	case Period5Min, PeriodHour, PeriodDay, PeriodMonth, PeriodYear:
 	default:
 		return nil, fmt.Errorf("unknown period %q: valid are %s", kind, strings.Join(PeriodKinds, ", "))
 	}
@@ -103,6 +110,8 @@ func periodLabel(kind string, t time.Time) string {
 		return t.Format("2006-01-02 15:04")
 	case PeriodDay:
 		return t.Format("2006-01-02 Mon")
+	case PeriodYear:
+		return t.Format("2006")
 	}
 	return t.Format("2006-01")
 }
@@ -117,6 +126,10 @@ type PeriodOptions struct {
 	Bars    bool
 	By      []string // what Top names (default process)
 	Names   map[string]string
+	Units   Units
+	// Width > 0 is the widest a table line may be (the top name is cut in
+	// the middle to fit).
+	Width int
 }
 
 // TopLabel names a period's top group for people.
@@ -240,16 +253,18 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 			fmt.Fprintln(w, "(no traffic recorded in this window)")
 			return nil
 		}
-		tw := &Table{}
+		u := opt.Units
+		tw := &Table{Right: true, Left: map[int]bool{0: true, 5: true, 7: true}, Max: opt.Width, Shrink: map[int]int{5: 6}}
 		head := strings.ToUpper(opt.Kind)
 		if head == "5MIN" {
 			head = "5 MINUTES"
 		}
-		hdr := []string{head, rAlign("RECEIVED"), rAlign("SENT"), rAlign("TOTAL"), rAlign("AVG RATE"), "TOP " + strings.ToUpper(strings.Join(by, "+")), ""}
-		if opt.Bars {
-			hdr = append(hdr, "")
+		topHead := "TOP" // the top process of the period
+		if len(by) != 1 || by[0] != store.DimProcess {
+			topHead = "TOP " + strings.ToUpper(strings.Join(by, "+"))
 		}
-		tw.Add(hdr...)
+		tw.Shrink[5] = max(tw.Shrink[5], Width(topHead))
+		tw.Add(head, "SENT", "RECEIVED", "TOTAL", "AVG RATE", topHead, "")
 		var peak, tx, rx uint64
 		for _, p := range ps {
 			peak = max(peak, p.Total())
@@ -261,20 +276,21 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 			}
 			rate := ""
 			if dur > 0 {
-				rate = IBytes(uint64(float64(p.Total())/dur.Seconds())) + "/s"
+				rate = u.Rate(float64(p.Total()) / dur.Seconds())
 			}
 			top := topLabel(by, p.Top, opt.Names)
 			topAmt := ""
 			if top != "" {
-				topAmt = IBytes(p.Top.Total())
+				topAmt = u.Size(p.Top.Total())
 			}
-			rec := []string{periodLabel(opt.Kind, p.Start), rAlign(IBytes(p.RxBytes)), rAlign(IBytes(p.TxBytes)), rAlign(IBytes(p.Total())), rAlign(rate), top, topAmt}
-			if opt.Bars {
-				rec = append(rec, Bar(p.Total(), peak, BarWidth))
-			}
-			tw.Add(rec...)
+			tw.Add(periodLabel(opt.Kind, p.Start), u.Size(p.TxBytes), u.Size(p.RxBytes), u.Size(p.Total()), rate, top, topAmt)
 			tx += p.TxBytes
 			rx += p.RxBytes
+		}
+		if bw := tw.barWidth(false); opt.Bars && bw > 0 {
+			for i, p := range ps {
+				tw.rows[i+1] = append(tw.rows[i+1], Bar(p.Total(), peak, bw))
+			}
 		}
 		if err := tw.Write(w); err != nil {
 			return err
@@ -283,18 +299,8 @@ func WritePeriods(w io.Writer, format string, ps []store.Period, opt PeriodOptio
 		if opt.TopDays > 0 {
 			what = "top periods"
 		}
-		fmt.Fprintf(w, "%d %s; received %s, sent %s, total %s\n", len(ps), what, IBytes(rx), IBytes(tx), IBytes(rx+tx))
+		fmt.Fprintf(w, "%d %s; sent %s, received %s, total %s\n", len(ps), what, u.Size(tx), u.Size(rx), u.Size(rx+tx))
 		return nil
 	}
 	return fmt.Errorf("unknown format %q: valid are %s", format, strings.Join(Formats, ", "))
-}
-
-// rAlign pads byte figures to a common width so the left-aligned
-// table still lines their units up.
-func rAlign(s string) string {
-	const w = 10
-	if len(s) >= w {
-		return s
-	}
-	return strings.Repeat(" ", w-len(s)) + s
 }

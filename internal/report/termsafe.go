@@ -81,10 +81,18 @@ func Width(s string) int { return runewidth.StringWidth(s) }
 // Table lays out rows of cells in columns separated by two spaces, like
 // text/tabwriter with padding 2, but measures cells in terminal columns
 // (go-runewidth) instead of runes and passes every cell through Safe.
+// With Max set, the columns in Shrink give up width so that every line
+// fits (fit.go); cells cut that way lose their middle (Middle).
 type Table struct {
-	// Right aligns every column to the right (tabwriter.AlignRight).
+	// Right aligns every column to the right (tabwriter.AlignRight),
+	// except those in Left.
 	Right bool
-	rows  [][]string
+	Left  map[int]bool
+	// Max > 0 is the widest a line may be.
+	Max int
+	// Shrink maps a column to the narrowest it may become to fit Max.
+	Shrink map[int]int
+	rows   [][]string
 }
 
 // Add appends one row.
@@ -96,29 +104,30 @@ func (t *Table) Add(cells ...string) {
 	t.rows = append(t.rows, row)
 }
 
-// Write prints the rows, each cell padded to its column's width plus two.
+// Write prints the rows, each cell padded to its column's width, columns
+// two spaces apart, no trailing blanks.
 func (t *Table) Write(w io.Writer) error {
-	var widths []int
-	for _, r := range t.rows {
-		for i, c := range r {
-			if i >= len(widths) {
-				widths = append(widths, 0)
-			}
-			widths[i] = max(widths[i], Width(c))
-		}
-	}
+	widths := t.fit(t.widths())
 	var b strings.Builder
 	for _, r := range t.rows {
+		var line strings.Builder
 		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]+2-Width(c))
-			if t.Right {
-				b.WriteString(pad)
-				b.WriteString(c)
+			if Width(c) > widths[i] {
+				c = Middle(c, widths[i])
+			}
+			pad := strings.Repeat(" ", widths[i]-Width(c))
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			if t.Right && !t.Left[i] {
+				line.WriteString(pad)
+				line.WriteString(c)
 			} else {
-				b.WriteString(c)
-				b.WriteString(pad)
+				line.WriteString(c)
+				line.WriteString(pad)
 			}
 		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
 		b.WriteByte('\n')
 	}
 	_, err := io.WriteString(w, b.String())

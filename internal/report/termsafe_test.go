@@ -106,7 +106,7 @@ func TestTableLeftWide(t *testing.T) {
 	var b bytes.Buffer
 	tb.Write(&b)
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	want := []string{"A       B  ", "日本    x  ", `ab\x1b  y  `}
+	want := []string{"A       B", "日本    x", `ab\x1b  y`} // no trailing blanks
 	for i := range want {
 		if lines[i] != want[i] {
 			t.Errorf("line %d = %q, want %q", i, lines[i], want[i])

@@ -46,22 +46,7 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 	if err != nil {
 		return nil, err
 	}
-	// The grain rows are grouped by before binning: as coarse as every edge
-	// allows, so a 5-minute table over raw samples is still few rows.
-	grain := int64(1)
-	for _, g := range []time.Duration{5 * time.Minute, time.Minute, time.Second} {
-		ok := true
-		for _, e := range ems {
-			if e%g.Milliseconds() != 0 {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			grain = g.Milliseconds()
-			break
-		}
-	}
+	grain := edgeGrain(ems)
 	out := make([]Period, len(edges)-1)
 	for i := range out {
 		out[i] = Period{Start: edges[i], End: edges[i+1]}
@@ -107,6 +92,25 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 		}
 	}
 	return out, nil
+}
+
+// edgeGrain is the time grain rows are grouped by before binning into
+// periods: as coarse as every edge allows, so a 5-minute table over raw
+// samples is still few rows.
+func edgeGrain(ems []int64) int64 {
+	for _, g := range []time.Duration{5 * time.Minute, time.Minute, time.Second} {
+		ok := true
+		for _, e := range ems {
+			if e%g.Milliseconds() != 0 {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return g.Milliseconds()
+		}
+	}
+	return 1
 }
 
 func rowLess(a, b Row) bool {
