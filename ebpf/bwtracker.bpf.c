@@ -10,10 +10,19 @@
  * The loader picks one backend and disables the other's programs with
  * SetAutoload(false) before load.
  *
+ * TCP receives are counted as advances of the socket's copied_seq (the
+ * first byte the reader has not consumed yet), not as what recvmsg
+ * returned: splice() and other tcp_read_sock readers consume data without
+ * passing sock_recv_length. See "TCP receive" below.
+ *
  * Unconnected UDP (sendto/recvfrom, sendmmsg/recvmmsg) has no daddr on the
  * socket; the cgroup sock_addr sendmsg4/6 and recvmsg4/6 hooks, attached at
  * the cgroup v2 root, see the peer of each message and leave it for the
  * send/recv hook of the same thread. They always allow the traffic.
+ * Unconnected ICMP, raw and AF_PACKET sockets get no sock_addr hooks: the
+ * route lookup of a send (fib:fib_table_lookup, fib6:fib6_table_lookup in
+ * the sending task) and the datagram copied to the reader
+ * (skb:skb_copy_datagram_iovec) leave their peer the same way.
  *
  * Draining without loss: the programs write into whichever of flows_a /
  * flows_b the one-slot map-in-map active_flows points at. User space swaps
@@ -50,6 +59,10 @@ _Static_assert(sizeof(struct flow_cache) == 112, "flow_cache layout: keep intern
 #define AF_PACKET 17
 #define SOCK_RAW 3
 #define MSG_PEEK 2
+#define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86DD
+#define LOOPBACK_IFINDEX_ 1
+#define PACKET_OUTGOING_ 4
 #define IPPROTO_ICMP_ 1
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
@@ -158,6 +171,34 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 256 * 1024);
 } exec_events SEC(".maps");
+
+/* Per TCP socket: the copied_seq up to which its receives are counted
+ * (a u32 sequence number kept in 64 bits: compare-and-swap on 32 bits
+ * needs BPF ISA v3). */
+struct tcp_rx {
+	__u64 seen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_rx);
+} tcp_rx_seq SEC(".maps");
+
+/* Destination of the current thread's last route lookup for an ICMP or raw
+ * send, keyed by pid_tgid (see "peers of unconnected ICMP, raw ..."). */
+struct route_peer {
+	__u8 addr[16];
+	__u64 ns; /* bpf_ktime_get_ns() of the lookup */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct route_peer);
+} route_peers SEC(".maps");
 
 static __always_inline void count_drop(__u32 cause)
 {
@@ -358,6 +399,22 @@ static __always_inline int cache_add(void *flows, struct sock *sk, __u16 family,
 	return 1;
 }
 
+#define ROUTE_PEER_NS_ 20000000ULL /* 20 ms: see route_stash */
+
+/* The destination of this thread's send, if a route lookup just gave one
+ * (consumed). */
+static __always_inline int route_take(__u64 id, __u8 *addr16)
+{
+	struct route_peer *rp = bpf_map_lookup_elem(&route_peers, &id);
+	if (!rp)
+		return 0;
+	int fresh = bpf_ktime_get_ns() - rp->ns < ROUTE_PEER_NS_;
+	if (fresh)
+		__builtin_memcpy(addr16, rp->addr, 16);
+	bpf_map_delete_elem(&route_peers, &id);
+	return fresh;
+}
+
 /* The one accounting helper both backends call. */
 static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 {
@@ -402,7 +459,7 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 	fill_key(&key, sk, family, proto, dir, &w);
 	/* A peer given with this very call (sendto/recvfrom on an unconnected
 	 * socket) wins over the socket's own: it is the true remote. */
-	if (proto == BWT_PROTO_UDP || proto == BWT_PROTO_ICMP || proto == BWT_PROTO_RAW) {
+	if (proto == BWT_PROTO_UDP || proto == BWT_PROTO_ICMP || proto == BWT_PROTO_RAW || proto == BWT_PROTO_PACKET) {
 		struct peer *p = bpf_map_lookup_elem(&peers, &w.pid_tgid);
 		if (p) {
 			if (p->dir == dir) {
@@ -412,7 +469,141 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 			bpf_map_delete_elem(&peers, &w.pid_tgid);
 		}
 	}
+	/* An ICMP or raw send's route lookup: its destination, when the socket
+	 * has none of its own (always taken, so it never outlives its send). */
+	if (dir == BWT_DIR_TX && (proto == BWT_PROTO_ICMP || proto == BWT_PROTO_RAW)) {
+		__u8 a[16];
+		if (route_take(w.pid_tgid, a) && addr_is_zero(key.raddr)) {
+			__builtin_memcpy(key.raddr, a, 16);
+			key.rport = 0;
+		}
+	}
 	flows_add(flows, &key, bytes, 1);
+}
+
+/* ---- TCP receive: copied_seq advances ----
+ *
+ * A TCP reader consumes data by moving tcp_sock->copied_seq forward, on
+ * every path: recvmsg (also io_uring, MSG_WAITALL), splice and other
+ * tcp_read_sock readers, TCP_ZEROCOPY_RECEIVE. MSG_PEEK never moves it.
+ * tcp_rx_seq holds, per socket, the copied_seq up to which its bytes were
+ * counted; whichever hook runs next in the reader's context counts the
+ * advance (compare-and-swap, so two hooks or two threads never count the
+ * same byte): tcp:tcp_rcv_space_adjust, which every consuming path calls
+ * after moving copied_seq, and sock_recv_length right after recvmsg.
+ *
+ * Only "plain" TCP sockets are counted this way. kTLS and MPTCP subflows
+ * (an upper layer protocol, icsk_ulp_ops) and sockmap sockets
+ * (sk_user_data holds the psock) are consumed by the kernel itself, in
+ * softirq or a kworker, through tcp_read_sock/tcp_read_skb; their reader
+ * gets the bytes from the upper layer, so for them (and for MPTCP's own
+ * socket) what sock_recv_length returned is counted, as before. Interrupt
+ * context never counts (the current task is not the reader).
+ *
+ * The storage is seeded when the connection becomes established
+ * (sock:inet_sock_set_state), so every byte of a connection opened while
+ * the tracker runs is counted. A socket that was already open when the
+ * tracker started is seeded by its first recv (copied_seq - what it
+ * returned); one that is only ever spliced is not counted. */
+
+/* The socket as a tcp_sock when its receives are counted by copied_seq. */
+static __always_inline struct tcp_sock *plain_tcp(struct sock *sk)
+{
+	if (sk->sk_protocol != IPPROTO_TCP_)
+		return NULL;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return NULL;
+	if (tp->inet_conn.icsk_ulp_ops || sk->sk_user_data)
+		return NULL;
+	return tp;
+}
+
+/* copied_seq less a consumed FIN, which takes a sequence number but is no
+ * payload (found_fin_ok in tcp_recvmsg_locked, ++seq in tcp_read_sock):
+ * once the FIN is in (SOCK_DONE, rcv_nxt past it), copied_seq == rcv_nxt
+ * means the reader consumed it too. copied_seq is read first: the FIN's
+ * arrival (rcv_nxt, then SOCK_DONE) precedes its consumption. */
+static __always_inline __u32 consumed_seq(struct sock *sk, struct tcp_sock *tp)
+{
+	__u32 seq = tp->copied_seq;
+	asm volatile("" ::: "memory");
+	if ((sk->__sk_common.skc_flags & (1UL << SOCK_DONE)) && seq == tp->rcv_nxt)
+		seq--;
+	return seq;
+}
+
+/* Counts what the reader consumed since the last count. ret is what a
+ * recvmsg just returned (0 from tcp_rcv_space_adjust): a socket seen for
+ * the first time by a recv is seeded with copied_seq - ret. */
+static __always_inline void tcp_rx_harvest(struct sock *sk, struct tcp_sock *tp, long ret, int flags)
+{
+	__u32 cur = consumed_seq(sk, tp);
+	struct tcp_rx *st = bpf_sk_storage_get(&tcp_rx_seq, sk, 0, 0);
+	if (!st) {
+		if (ret <= 0 || (flags & MSG_PEEK))
+			return; /* tcp_rcv_space_adjust never seeds: see above */
+		struct tcp_rx init = { .seen = (__u32)(cur - (__u32)ret) };
+		st = bpf_sk_storage_get(&tcp_rx_seq, sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+		if (!st)
+			return;
+	}
+	for (int i = 0; i < 4; i++) {
+		__u64 old = st->seen;
+		__s32 delta = (__s32)(cur - (__u32)old);
+		if (delta <= 0)
+			return;
+		if (__sync_val_compare_and_swap(&st->seen, old, (__u64)cur) == old) {
+			account(sk, delta, BWT_DIR_RX);
+			return;
+		}
+	}
+}
+
+/* Seeds a connection's storage when it becomes established: nothing was
+ * consumed before (an active open's copied_seq is set from the SYN-ACK just
+ * before; a passive child's was set at clone time, and a TFO child's reader
+ * may have started: keep what it seeded). A reconnect (tcp_disconnect,
+ * connect again) reseeds. */
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tp_inet_sock_set_state, const struct sock *csk, const int oldstate, const int newstate)
+{
+	if (newstate != TCP_ESTABLISHED)
+		return 0;
+	struct sock *sk = (struct sock *)csk;
+	struct tcp_sock *tp = plain_tcp(sk);
+	if (!tp)
+		return 0;
+	struct tcp_rx init = { .seen = tp->copied_seq };
+	struct tcp_rx *st = bpf_sk_storage_get(&tcp_rx_seq, sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+	if (st && oldstate == TCP_SYN_SENT)
+		st->seen = init.seen;
+	return 0;
+}
+
+static __always_inline void rcv_space_common(struct sock *sk)
+{
+	if (!sk)
+		return;
+	struct tcp_sock *tp = plain_tcp(sk);
+	if (tp)
+		tcp_rx_harvest(sk, tp, 0, 0);
+}
+
+/* What a recvmsg returned: TCP counts by copied_seq (above), the rest by
+ * the return value; MSG_PEEK never counts. */
+static __always_inline void recv_common(struct sock *sk, long ret, int flags)
+{
+	if (!sk)
+		return;
+	struct tcp_sock *tp = plain_tcp(sk);
+	if (tp) {
+		tcp_rx_harvest(sk, tp, ret, flags);
+		return;
+	}
+	if (flags & MSG_PEEK)
+		return; /* the data is still there; the real recv counts it */
+	account(sk, ret, BWT_DIR_RX);
 }
 
 /* ---- tracepoint backend (kernel >= 6.4) ---- */
@@ -427,9 +618,17 @@ int BPF_PROG(tp_sock_send_length, struct sock *sk, int ret, int flags)
 SEC("tp_btf/sock_recv_length")
 int BPF_PROG(tp_sock_recv_length, struct sock *sk, int ret, int flags)
 {
-	if (flags & MSG_PEEK)
-		return 0; /* the data is still there; the real recv counts it */
-	account(sk, ret, BWT_DIR_RX);
+	recv_common(sk, ret, flags);
+	return 0;
+}
+
+/* In the reader's context on every path that consumes TCP data: after each
+ * chunk of tcp_recvmsg_locked, at the end of tcp_read_sock (splice) and of
+ * TCP_ZEROCOPY_RECEIVE (see "TCP receive" above). */
+SEC("tp_btf/tcp_rcv_space_adjust")
+int BPF_PROG(tp_tcp_rcv_space_adjust, struct sock *sk)
+{
+	rcv_space_common(sk);
 	return 0;
 }
 
@@ -448,8 +647,8 @@ static __always_inline void fexit_common(unsigned long long *ctx, struct sock *s
 		__u64 flags = 0;
 		__u64 n = bpf_get_func_arg_cnt(ctx);
 		bpf_get_func_arg(ctx, n == 6 ? 4 : 3, &flags);
-		if (flags & MSG_PEEK)
-			return;
+		recv_common(sk, (long)(int)ret, (int)flags);
+		return;
 	}
 	account(sk, (long)(int)ret, dir);
 }
@@ -465,6 +664,15 @@ SEC("fexit/tcp_recvmsg")
 int BPF_PROG(fexit_tcp_recvmsg, struct sock *sk)
 {
 	fexit_common(ctx, sk, BWT_DIR_RX);
+	return 0;
+}
+
+/* The fentry twin of tp_tcp_rcv_space_adjust (the tracepoint is the
+ * function's first statement). */
+SEC("fentry/tcp_rcv_space_adjust")
+int BPF_PROG(fentry_tcp_rcv_space_adjust, struct sock *sk)
+{
+	rcv_space_common(sk);
 	return 0;
 }
 
@@ -551,6 +759,111 @@ int cg_recvmsg6(struct bpf_sock_addr *ctx)
 {
 	stash_v6(ctx, BWT_DIR_RX);
 	return 1;
+}
+
+/* ---- peers of unconnected ICMP, raw and AF_PACKET sockets ----
+ * The sock_addr hooks run for UDP only. A send on an unconnected ICMP or
+ * raw socket looks its route up in the sending task (raw_sendmsg,
+ * ping_v4_sendmsg, rawv6/ping_v6 through ip6_route_output): the flow's
+ * destination is the peer. Only output lookups (iif = loopback, what
+ * ip_route_output_key_hash and ip6_route_output set) for protocols whose
+ * peer no other hook gives (not TCP, not UDP). Connected TCP and UDP sends
+ * use their cached route and never get here: this costs nothing on them.
+ *
+ * The trap: the send's own packet may be answered at once by softirq code
+ * running in the same task (loopback or veth delivery when bottom halves
+ * are re-enabled inside dev_queue_xmit): the echo reply's route lookup
+ * would overwrite the destination with our own address. There is no
+ * preempt count to read here (per-CPU symbols are not in kallsyms), so the
+ * first lookup wins: a destination younger than ROUTE_PEER_NS_ (20 ms) is kept, and
+ * the send hook takes it only that young. */
+
+static __always_inline int peer_from_route(__u8 proto)
+{
+	return proto != IPPROTO_TCP_ && proto != IPPROTO_UDP_ && proto != IPPROTO_UDPLITE_;
+}
+
+static __always_inline void route_stash(const __u8 *addr16)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 now = bpf_ktime_get_ns();
+	struct route_peer *cur = bpf_map_lookup_elem(&route_peers, &id);
+	if (cur && now - cur->ns < ROUTE_PEER_NS_)
+		return; /* this send's own lookup came first */
+	struct route_peer rp = { .ns = now };
+	__builtin_memcpy(rp.addr, addr16, 16);
+	if (bpf_map_update_elem(&route_peers, &id, &rp, BPF_ANY))
+		count_drop(BWT_DROP_PEER_STASH);
+}
+
+SEC("tp_btf/fib_table_lookup")
+int BPF_PROG(tp_fib_table_lookup, u32 tb_id, const struct flowi4 *flp, const struct fib_nh_common *nhc, int err)
+{
+	if (flp->__fl_common.flowic_iif != LOOPBACK_IFINDEX_ || !peer_from_route(flp->__fl_common.flowic_proto))
+		return 0;
+	__u8 a[16];
+	set_v4(a, flp->daddr);
+	route_stash(a);
+	return 0;
+}
+
+SEC("tp_btf/fib6_table_lookup")
+int BPF_PROG(tp_fib6_table_lookup, const struct net *net, const struct fib6_result *res, struct fib6_table *table, const struct flowi6 *flp)
+{
+	if (flp->__fl_common.flowic_iif != LOOPBACK_IFINDEX_ || !peer_from_route(flp->__fl_common.flowic_proto))
+		return 0;
+	__u8 a[16];
+	__builtin_memcpy(a, flp->daddr.in6_u.u6_addr8, 16);
+	route_stash(a);
+	return 0;
+}
+
+static __always_inline void stash_addr(const __u8 *addr16, __u8 dir)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct peer p = {};
+	__builtin_memcpy(p.addr, addr16, 16);
+	p.dir = dir;
+	if (bpf_map_update_elem(&peers, &id, &p, BPF_ANY))
+		count_drop(BWT_DROP_PEER_STASH);
+}
+
+/* A datagram copied to a reader of an ICMP, raw or AF_PACKET socket
+ * (raw_recvmsg, ping_recvmsg, rawv6_recvmsg, packet_recvmsg all copy with
+ * skb_copy_datagram_msg): its IP source is the peer; for a frame an
+ * AF_PACKET socket saw going out (PACKET_OUTGOING), its IP destination.
+ * Non-IP frames leave no peer. TCP and UDP receives return at the first
+ * test (their peer is on the socket or from the sock_addr hooks). */
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(tp_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
+{
+	struct sock *sk = skb->sk;
+	if (!sk)
+		return 0;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family == AF_INET || family == AF_INET6) {
+		__u16 proto = sk->sk_protocol;
+		if (sk->sk_type != SOCK_RAW && proto != IPPROTO_ICMP_ && proto != IPPROTO_ICMPV6_)
+			return 0;
+	} else if (family != AF_PACKET) {
+		return 0;
+	}
+	unsigned char *nh = skb->head + skb->network_header;
+	int outgoing = family == AF_PACKET && skb->pkt_type == PACKET_OUTGOING_;
+	__u8 a[16] = {};
+	if (skb->protocol == bpf_htons(ETH_P_IP_)) {
+		__u32 v4 = 0;
+		if (bpf_probe_read_kernel(&v4, 4, nh + (outgoing ? 16 : 12)))
+			return 0;
+		set_v4(a, v4);
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
+		if (bpf_probe_read_kernel(a, 16, nh + (outgoing ? 24 : 8)))
+			return 0;
+	} else {
+		return 0;
+	}
+	stash_addr(a, BWT_DIR_RX);
+	return 0;
 }
 
 /* ---- exec events: executable path of processes that may be gone before

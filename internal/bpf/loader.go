@@ -44,10 +44,12 @@ const (
 
 // Programs per backend; the others get SetAutoload(false) before load.
 var (
-	tracepointProgs = []string{"tp_sock_send_length", "tp_sock_recv_length"}
-	fentryProgs     = []string{"fexit_tcp_sendmsg", "fexit_tcp_recvmsg", "fexit_udp_sendmsg", "fexit_udp_recvmsg", "fexit_udpv6_sendmsg", "fexit_udpv6_recvmsg"}
+	tracepointProgs = []string{"tp_sock_send_length", "tp_sock_recv_length", "tp_tcp_rcv_space_adjust"}
+	fentryProgs     = []string{"fexit_tcp_sendmsg", "fexit_tcp_recvmsg", "fentry_tcp_rcv_space_adjust", "fexit_udp_sendmsg", "fexit_udp_recvmsg", "fexit_udpv6_sendmsg", "fexit_udpv6_recvmsg"}
 	cgroupProgs     = []string{"cg_sendmsg4", "cg_recvmsg4", "cg_sendmsg6", "cg_recvmsg6"}
-	commonProgs     = []string{"tp_sched_process_exec"}
+	// tp_btf programs of both backends: exec events, the seeding of TCP
+	// receive counts, the peers of unconnected ICMP/raw/AF_PACKET sockets.
+	commonProgs = []string{"tp_sched_process_exec", "tp_inet_sock_set_state", "tp_fib_table_lookup", "tp_fib6_table_lookup", "tp_skb_copy_datagram_iovec"}
 )
 
 // BTFPath is where the kernel exposes its own BTF.
@@ -72,10 +74,12 @@ func ProbeKernel() Probe {
 	// Tracepoint BTF types are named btf_trace_<event>; names live in the
 	// BTF string section, NUL-terminated.
 	p.SockTracepoints = bytes.Contains(b, []byte("\x00btf_trace_sock_send_length\x00")) &&
-		bytes.Contains(b, []byte("\x00btf_trace_sock_recv_length\x00"))
+		bytes.Contains(b, []byte("\x00btf_trace_sock_recv_length\x00")) &&
+		bytes.Contains(b, []byte("\x00btf_trace_tcp_rcv_space_adjust\x00"))
 	// bpf_get_func_arg_cnt arrived in v5.17 together with the helpers the
 	// fentry programs use; its enum name is in BTF from then on.
 	p.FentryTargets = bytes.Contains(b, []byte("\x00tcp_sendmsg\x00")) &&
+		bytes.Contains(b, []byte("\x00tcp_rcv_space_adjust\x00")) &&
 		bytes.Contains(b, []byte("\x00udpv6_recvmsg\x00")) &&
 		bytes.Contains(b, []byte("BPF_FUNC_get_func_arg_cnt\x00"))
 	return p
