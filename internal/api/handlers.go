@@ -341,7 +341,7 @@ func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
 			return nil, err
 		}
 		for _, r := range rr {
-			if i, ok := want[procID{r.PID, r.StartNS, r.Comm}]; ok && r.RemoteIP != "" {
+			if i, ok := want[procID{r.PID, r.StartNS, r.Comm}]; ok && r.RemoteIP != "" && r.RemoteIP != store.OtherRemotes {
 				out.Processes[i].Remotes++
 			}
 		}
@@ -352,10 +352,7 @@ func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
 // --- /api/remotes -----------------------------------------------------------
 
 func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
-	sq := q.query(q.Top+1, store.DimRemote)
-	if q.Protocol {
-		sq.By = append(sq.By, store.DimProtocol)
-	}
+	sq := q.query(q.Top+1, q.By...)
 	rows, err := s.q.Totals(ctx, sq)
 	if err != nil {
 		return nil, err
@@ -365,9 +362,16 @@ func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
 		rows, out.Truncated = rows[:q.Top], true
 	}
 	for _, r := range rows {
-		out.Remotes = append(out.Remotes, RemoteTotal{RemoteIP: r.RemoteIP, Protocol: r.Protocol, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
+		out.Remotes = append(out.Remotes, remoteTotal(r))
 	}
 	return out, nil
+}
+
+// remoteTotal is the wire form of a remote row; a folded row (the remote
+// store.OtherRemotes) says so.
+func remoteTotal(r store.Row) RemoteTotal {
+	return RemoteTotal{RemoteIP: r.RemoteIP, Protocol: r.Protocol, RemotePort: r.RemotePort, NetNS: r.NetNS,
+		Folded: r.RemoteIP == store.OtherRemotes, TxBytes: r.TxBytes, RxBytes: r.RxBytes}
 }
 
 // --- /api/summary -----------------------------------------------------------
@@ -390,7 +394,7 @@ func (s *server) summary(ctx context.Context, q summaryQuery) (any, error) {
 		return nil, err
 	}
 	for _, r := range rr {
-		out.TopRemotes = append(out.TopRemotes, RemoteTotal{RemoteIP: r.RemoteIP, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
+		out.TopRemotes = append(out.TopRemotes, remoteTotal(r))
 	}
 	return out, nil
 }

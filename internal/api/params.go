@@ -182,10 +182,12 @@ type filter struct {
 	Comm      string
 	Service   string
 	Container string
+	Port      uint16 // remote port, 0 = any
+	NetNS     uint32 // network namespace inode, 0 = any
 }
 
 // filterParams are the parameters parseFiltered reads.
-var filterParams = []string{"since", "until", "pid", "comm", "service", "container"}
+var filterParams = []string{"since", "until", "pid", "comm", "service", "container", "port", "netns"}
 
 // parseFiltered checks v against the endpoint's allowed parameters and
 // reads the filter (since defaults to now-def, until to now). An endpoint
@@ -216,14 +218,38 @@ func parseFiltered(v url.Values, now time.Time, def time.Duration, allowed ...st
 	if f.PID, err = parsePID(p); err != nil {
 		return p, f, err
 	}
+	port, err := parseUintParam(p, "port", 65535, "a remote port from 1 to 65535")
+	if err != nil {
+		return p, f, err
+	}
+	netns, err := parseUintParam(p, "netns", 1<<32-1, "a network namespace inode number (ls -Li /proc/PID/ns/net)")
+	if err != nil {
+		return p, f, err
+	}
+	f.Port, f.NetNS = uint16(port), uint32(netns)
 	f.Comm, err = parseComm(p)
 	return p, f, err
+}
+
+// parseUintParam reads an optional whole number from 1 to max (0 when
+// absent).
+func parseUintParam(p params, k string, max uint64, want string) (uint64, error) {
+	s := p.get(k)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n == 0 || n > max {
+		return 0, badParam(k, "%s: want %s", quote(s), want)
+	}
+	return n, nil
 }
 
 // query is the store query of this filter, grouped by `by` (none for a
 // series), at most top rows (0 = all).
 func (f filter) query(top int, by ...string) store.Query {
-	return store.Query{Since: f.Since, Until: f.Until, PID: f.PID, Comm: f.Comm, Service: f.Service, Container: f.Container, By: by, Top: top}
+	return store.Query{Since: f.Since, Until: f.Until, PID: f.PID, Comm: f.Comm, Service: f.Service, Container: f.Container,
+		Port: f.Port, NetNS: f.NetNS, By: by, Top: top}
 }
 
 // Sort keys of /api/current.
@@ -352,8 +378,8 @@ func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
 
 type remotesQuery struct {
 	filter
-	Top      int
-	Protocol bool // group by remote and protocol
+	Top int
+	By  []string // remote, and any of protocol, port, netns (store order)
 }
 
 func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
@@ -365,12 +391,20 @@ func parseRemotes(v url.Values, now time.Time) (remotesQuery, error) {
 	if q.Top, err = parseTop(p, DefaultTop); err != nil {
 		return q, err
 	}
-	switch by := p.get("by"); by {
-	case "", "remote":
-	case "remote,protocol", "protocol,remote":
-		q.Protocol = true
-	default:
-		return q, badParam("by", "%s: valid are remote, remote,protocol", quote(by))
+	q.By = []string{store.DimRemote}
+	if by := p.get("by"); by != "" {
+		dims := []string{store.DimRemote}
+		for _, d := range strings.Split(by, ",") {
+			switch d = strings.TrimSpace(d); d {
+			case store.DimRemote, store.DimProtocol, store.DimPort, store.DimNetNS:
+				dims = append(dims, d)
+			default:
+				return q, badParam("by", "%s: valid are remote and any of protocol, port, netns (comma-separated)", quote(by))
+			}
+		}
+		if q.By, err = store.ValidateDims(dims); err != nil {
+			return q, badParam("by", "%s: %v", quote(by), err)
+		}
 	}
 	return q, nil
 }

@@ -17,7 +17,7 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print who sent and received how much, from the database",
-		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,exe,user,remote,protocol] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month|year [--top-days N] [--by process|exe|user|remote] [--png FILE]\n   bwtracker report --summary",
+		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,exe,user,remote,port,protocol,netns] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month|year [--top-days N] [--by process|exe|user|remote] [--png FILE]\n   bwtracker report --summary",
 		Description: `Reads the SQLite database directly: no daemon needed, and no root beyond
 being allowed to read the file (it is root-only by default).
 
@@ -64,6 +64,8 @@ Examples:
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this name (exact)"},
 			&cli.StringFlag{Name: "service", Usage: "only processes in this systemd unit (exact, e.g. nginx.service)"},
 			&cli.StringFlag{Name: "container", Usage: "only processes in this container (runtime:shortid or the full container id)"},
+			&cli.UintFlag{Name: "port", Usage: "only traffic with this remote port (rollup rows that mixed ports match no port)"},
+			&cli.UintFlag{Name: "netns", Usage: "only processes in this network namespace (its inode number, as in `ls -Li /proc/PID/ns/net`)"},
 			&cli.StringFlag{Name: "period", Usage: "a table of periods instead of totals: " + strings.Join(report.PeriodKinds, ", ") + " (default window: 2h, 24h, 30d, 1 year, 5 years)"},
 			&cli.BoolFlag{Name: "hourly", Usage: "same as --period hour"},
 			&cli.BoolFlag{Name: "daily", Aliases: []string{"d"}, Usage: "same as --period day"},
@@ -183,6 +185,14 @@ func runReport(c *cli.Context) error {
 		return usagef("--pid %d is not a valid process id", pid)
 	}
 	q.PID = uint32(pid)
+	port, netns := c.Uint("port"), c.Uint("netns")
+	if port > 65535 {
+		return usagef("--port %d is not a port number (1-65535)", port)
+	}
+	if netns > 1<<32-1 {
+		return usagef("--netns %d is not a namespace inode number", netns)
+	}
+	q.Port, q.NetNS = uint16(port), uint32(netns)
 	if q.By, err = store.ValidateDims(splitList(c.StringSlice("by"))); err != nil {
 		return usagef("--by: %v", err)
 	}
@@ -227,7 +237,9 @@ func runReport(c *cli.Context) error {
 		if resolver != nil {
 			var addrs []string
 			for _, p := range report.SelectPeriods(ps, opt.TopDays) {
-				addrs = append(addrs, p.Top.RemoteIP)
+				if p.Top.RemoteIP != store.OtherRemotes {
+					addrs = append(addrs, p.Top.RemoteIP)
+				}
 			}
 			opt.Names = resolver.Resolve(addrs, timeout)
 		}
@@ -253,6 +265,7 @@ func runReport(c *cli.Context) error {
 		return cli.Exit(err.Error(), 1)
 	}
 	opt := report.Options{Bars: c.Bool("bars"), Units: units, Width: tableWidth(c)}
+	opt.Folded = report.Folded(rows)
 	if q.Top == 0 && top > 0 && len(rows) > top {
 		win := report.Sum(rows)
 		opt.Window = &win
@@ -261,7 +274,9 @@ func runReport(c *cli.Context) error {
 	if resolver != nil {
 		addrs := make([]string, 0, len(rows))
 		for _, r := range rows {
-			addrs = append(addrs, r.RemoteIP)
+			if r.RemoteIP != store.OtherRemotes {
+				addrs = append(addrs, r.RemoteIP)
+			}
 		}
 		opt.Names = resolver.Resolve(addrs, timeout)
 	}

@@ -62,9 +62,21 @@ func (r matrixRec) fields(d string) map[string]any {
 		return map[string]any{"remote_ip": r.remote}
 	case store.DimProtocol:
 		return map[string]any{"protocol": r.proto}
+	case store.DimPort:
+		return map[string]any{"remote_port": float64(matrixPort(r.remote))}
+	case store.DimNetNS:
+		return map[string]any{"netns": float64(matrixNetNS(r.p))}
 	}
 	panic(d)
 }
+
+// matrixPort is the one remote port of each remote, and matrixNetNS the
+// one network namespace of each process, so rollup rows never mix them.
+func matrixPort(remote string) uint16 {
+	return map[string]uint16{"198.18.0.1": 443, "198.18.0.2": 53, "2001:db8::7": 8443}[remote]
+}
+
+func matrixNetNS(p matrixProc) uint32 { return 4026531000 + p.pk.PID%2 }
 
 func groupKey(m map[string]any) string {
 	var ks []string
@@ -103,6 +115,10 @@ var matrixFilters = []matrixFilter{
 	{"container-id", []string{"--container", matrixContainerID}, func(r matrixRec) bool { return r.p.container != "" }},
 	{"comm+service", []string{"--comm", "curl", "--service", "nginx.service"}, func(r matrixRec) bool {
 		return r.p.pk.Comm == "curl" && r.p.service == "nginx.service"
+	}},
+	{"port", []string{"--port", "53"}, func(r matrixRec) bool { return matrixPort(r.remote) == 53 }},
+	{"netns+comm", []string{"--netns", "4026531001", "--comm", "curl"}, func(r matrixRec) bool {
+		return matrixNetNS(r.p) == 4026531001 && r.p.pk.Comm == "curl"
 	}},
 }
 
@@ -153,7 +169,7 @@ func seedMatrix(t *testing.T, db string, now time.Time) []matrixRec {
 				seen[fk] = true
 				recs = append(recs, r)
 				batch = append(batch, store.Sample{ProcessKey: r.p.pk, Exe: r.p.exe, UID: r.p.uid, CgroupID: r.p.cgroup,
-					RemoteIP: r.remote, RemotePort: 443, Protocol: r.proto, TxBytes: r.tx, RxBytes: r.rx, TxCalls: 1, RxCalls: 1})
+					RemoteIP: r.remote, RemotePort: matrixPort(r.remote), NetNS: matrixNetNS(r.p), Protocol: r.proto, TxBytes: r.tx, RxBytes: r.rx, TxCalls: 1, RxCalls: 1})
 			}
 			if err := st.Write(ctx, ts, batch); err != nil {
 				t.Fatal(err)

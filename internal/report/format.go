@@ -49,6 +49,10 @@ func dimColumns(dim string) []column {
 		}}}
 	case store.DimProtocol:
 		return []column{{"protocol", "PROTO", func(r store.Row) any { return r.Protocol }, func(r store.Row) string { return r.Protocol }}}
+	case store.DimPort:
+		return []column{{"remote_port", "PORT", func(r store.Row) any { return r.RemotePort }, func(r store.Row) string { return orZero(uint64(r.RemotePort)) }}}
+	case store.DimNetNS:
+		return []column{{"netns", "NETNS", func(r store.Row) any { return r.NetNS }, func(r store.Row) string { return orZero(uint64(r.NetNS)) }}}
 	case store.DimService:
 		return []column{{"service", "SERVICE", func(r store.Row) any { return r.Service }, func(r store.Row) string { return orDash(r.Service) }}}
 	case store.DimContainer:
@@ -67,6 +71,32 @@ func dimColumns(dim string) []column {
 		}
 	}
 	return nil
+}
+
+// orZero shows 0 (no port, or a rollup row that mixed several) as "-".
+func orZero(v uint64) string {
+	if v == 0 {
+		return "-"
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+// Folded says whether rows hold a folded remote breakdown: a row whose
+// remote is store.OtherRemotes (older history keeps only the top remotes
+// per process and hour or day; see the store package doc).
+func Folded(rows []store.Row) bool {
+	for _, r := range rows {
+		if r.RemoteIP == store.OtherRemotes {
+			return true
+		}
+	}
+	return false
+}
+
+// FoldedNote is the table footer line for a folded remote breakdown.
+func FoldedNote() string {
+	return fmt.Sprintf("%s: history older than the 1-minute tier keeps the top %d remotes per process and hour (%d per day); the rest are summed into that row, bytes exact",
+		store.OtherRemotes, store.Tiers[2].Keep, store.Tiers[3].Keep)
 }
 
 // columns lists the output fields of the dimensions, each field once
@@ -106,6 +136,9 @@ type Options struct {
 	// the window, one cell per bin, looked up by the row with its sums
 	// zeroed (store.Binned). It replaces the bar column.
 	Graph map[store.Row][]uint64
+	// Folded adds FoldedNote to the footer (set it from Folded over all
+	// the window's rows, not only those shown).
+	Folded bool
 }
 
 // shrinkMin is how narrow a text column may become to fit the width;
@@ -120,7 +153,7 @@ func shrinkable(name string) (int, bool) {
 		return m, true
 	}
 	switch name {
-	case "pid", "uid", "protocol", "port", "netns", "scope":
+	case "pid", "uid", "protocol", "port", "remote_port", "netns", "scope":
 		return 0, false
 	}
 	return 10, true
@@ -178,6 +211,10 @@ func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Op
 				jr = append(jr, kv{c.name, c.json(r)})
 			}
 			jr = append(jr, kv{"tx_bytes", r.TxBytes}, kv{"rx_bytes", r.RxBytes})
+			if r.RemoteIP == store.OtherRemotes && hasRemote(by) {
+				// The marker of a folded row; absent on every other row.
+				jr = append(jr, kv{"folded", true})
+			}
 			out = append(out, jr)
 		}
 		enc := json.NewEncoder(w)
@@ -264,6 +301,9 @@ func writeTable(w io.Writer, cols []column, rows []store.Row, opt Options) error
 	if err := tw.Write(w); err != nil {
 		return err
 	}
+	if opt.Folded || Folded(rows) {
+		fmt.Fprintln(w, FoldedNote())
+	}
 	if win := opt.Window; win != nil && win.Rows > len(rows) {
 		fmt.Fprintf(w, "%d of %d rows shown (… %d more: use --top 0 for all)\nwindow total: sent %s, received %s\n",
 			len(rows), win.Rows, win.Rows-len(rows), u.Size(win.TxBytes), u.Size(win.RxBytes))
@@ -271,6 +311,15 @@ func writeTable(w io.Writer, cols []column, rows []store.Row, opt Options) error
 	}
 	fmt.Fprintf(w, "%d rows; total sent %s, received %s\n", len(rows), u.Size(tx), u.Size(rx))
 	return nil
+}
+
+func hasRemote(by []string) bool {
+	for _, d := range by {
+		if d == store.DimRemote {
+			return true
+		}
+	}
+	return false
 }
 
 // IBytes is a byte count in IEC units (KiB, MiB...).

@@ -156,6 +156,10 @@ func topLabel(by []string, r store.Row, names map[string]string) string {
 			}
 		case store.DimProtocol:
 			parts = append(parts, r.Protocol)
+		case store.DimPort:
+			parts = append(parts, "port "+orZero(uint64(r.RemotePort)))
+		case store.DimNetNS:
+			parts = append(parts, "netns "+orZero(uint64(r.NetNS)))
 		case store.DimService:
 			parts = append(parts, orUnknown(r.Service))
 		case store.DimContainer:

@@ -135,5 +135,11 @@ func rowLess(a, b Row) bool {
 	if a.Service != b.Service {
 		return a.Service < b.Service
 	}
+	if a.RemotePort != b.RemotePort {
+		return a.RemotePort < b.RemotePort
+	}
+	if a.NetNS != b.NetNS {
+		return a.NetNS < b.NetNS
+	}
 	return a.Container < b.Container
 }

@@ -15,6 +15,9 @@ type tierState struct {
 	exists   []bool  // rollup table present (old read-only files lack them)
 	avail    []int64 // complete from this ms on
 	rolledID int64   // samples rows with id > rolledID are not in any rollup
+	// portCols: the rollup tables have remote_port and netns (schema 3; a
+	// read-only open of an older file reads them as 0).
+	portCols bool
 }
 
 func readTierState(ctx context.Context, q querier) (tierState, error) {
@@ -49,6 +52,17 @@ func readTierState(ctx context.Context, q querier) (tierState, error) {
 	}
 	if st.rolledID, _, err = metaInt(ctx, q, metaRolledID); err != nil {
 		return st, err
+	}
+	st.portCols = true
+	for i, t := range Tiers[1:] {
+		if !st.exists[i+1] {
+			continue
+		}
+		ok, err := hasColumn(ctx, q, t.Table, "netns")
+		if err != nil {
+			return st, err
+		}
+		st.portCols = st.portCols && ok
 	}
 	return st, nil
 }

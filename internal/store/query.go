@@ -20,6 +20,13 @@ const (
 	// the systemd unit, and "runtime:shortid" of a container.
 	DimService   = "service"
 	DimContainer = "container"
+	// DimPort is the remote port. Rollup rows keep it when every sample of
+	// the row had the same port and say 0 when they mixed ports (or were
+	// folded): 0 means none, mixed or folded. DimNetNS is the process's
+	// network namespace (inode number), likewise 0 when a rollup row mixed
+	// namespaces; 0 in rows written before schema 3.
+	DimPort  = "port"
+	DimNetNS = "netns"
 )
 
 // Dimensions lists the valid --by values, sorted.
@@ -58,7 +65,7 @@ func ValidateDims(by []string) ([]string, error) {
 	return out, nil
 }
 
-var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimRemote, DimProtocol}
+var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimRemote, DimPort, DimProtocol, DimNetNS}
 
 // Query selects a time window and a grouping.
 type Query struct {
@@ -71,6 +78,11 @@ type Query struct {
 	// Service and Container filter on the cgroup's names ("" = any).
 	Service   string
 	Container string
+	// Port and NetNS keep only rows with that remote port / network
+	// namespace inode (0 = any). Rollup rows that mixed ports or
+	// namespaces have 0 and so match no Port/NetNS filter.
+	Port  uint16
+	NetNS uint32
 }
 
 // Row is one group of a Query's result. Only the fields of the query's
@@ -85,10 +97,13 @@ type Row struct {
 	Protocol  string
 	Service   string
 	Container string
-	TxBytes   uint64
-	RxBytes   uint64
-	TxCalls   uint64
-	RxCalls   uint64
+	// RemotePort and NetNS: see DimPort and DimNetNS.
+	RemotePort uint16
+	NetNS      uint32
+	TxBytes    uint64
+	RxBytes    uint64
+	TxCalls    uint64
+	RxCalls    uint64
 }
 
 // Total is tx + rx.

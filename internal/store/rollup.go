@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -26,6 +27,7 @@ const VacuumPages = 2048
 // MaintainResult says what one MaintainStep did.
 type MaintainResult struct {
 	Rolled    int64   // samples rows added to the rollup tiers
+	Folded    int64   // rollup rows ranked by folding (fold.go)
 	Pruned    []int64 // rows deleted per tier (index into Tiers)
 	Processes int64   // process (or flow or endpoint, whichever is more) rows deleted
 	Done      bool    // nothing more to roll up or prune as of now
@@ -74,6 +76,12 @@ func (s *Store) MaintainStep(ctx context.Context, now time.Time, ret Retention, 
 	}
 	res.Rolled = n
 	more := n >= int64(batch)
+	f, fmore, err := s.foldTiers(ctx, now)
+	if err != nil {
+		return res, err
+	}
+	res.Folded = f
+	more = more || fmore
 	var pruned int64
 	for i := range Tiers {
 		p, err := s.pruneTier(ctx, i, now, ret.Of(i))
@@ -133,16 +141,25 @@ func (s *Store) rollupBatch(ctx context.Context, batch int64) (int64, error) {
 	}
 	for _, t := range Tiers[1:] {
 		size := t.Size.Milliseconds()
-		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls)
-SELECT f.ts_ms - f.ts_ms %% %d, fl.proc_id, fl.endpoint_id, fl.cgroup_id, sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)
+		// remote_port and netns: the one value every sample of the row
+		// had, 0 when they differ.
+		q := fmt.Sprintf(`INSERT INTO %s (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls, remote_port, netns)
+SELECT f.ts_ms - f.ts_ms %% %d, fl.proc_id, fl.endpoint_id, fl.cgroup_id, sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls),
+  CASE WHEN min(s.remote_port) = max(s.remote_port) THEN min(s.remote_port) ELSE 0 END,
+  CASE WHEN min(fl.netns) = max(fl.netns) THEN min(fl.netns) ELSE 0 END
 FROM flushes f CROSS JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id
 WHERE f.last_id > ?1 AND f.last_id <= ?3 AND s.id > ?1 AND s.id <= ?2 GROUP BY 1, 2, 3, 4
 ON CONFLICT (bucket_ms, proc_id, endpoint_id, cgroup_id) DO UPDATE SET
   tx_bytes = tx_bytes + excluded.tx_bytes, rx_bytes = rx_bytes + excluded.rx_bytes,
-  tx_calls = tx_calls + excluded.tx_calls, rx_calls = rx_calls + excluded.rx_calls`, t.Table, size)
+  tx_calls = tx_calls + excluded.tx_calls, rx_calls = rx_calls + excluded.rx_calls,
+  remote_port = CASE WHEN remote_port = excluded.remote_port THEN remote_port ELSE 0 END,
+  netns = CASE WHEN netns = excluded.netns THEN netns ELSE 0 END`, t.Table, size)
 		if _, err := tx.ExecContext(ctx, q, w, w2, hi); err != nil {
 			return 0, s.classify("rollup "+t.Name, err)
 		}
+	}
+	if err := unfoldLate(ctx, tx, w, hi); err != nil {
+		return 0, s.classify("rollup", err)
 	}
 	if err := setMetaInt(ctx, tx, metaRolledID, w2); err != nil {
 		return 0, s.classify("rollup", err)
@@ -239,42 +256,121 @@ func (s *Store) pruneTier(ctx context.Context, i int, now time.Time, keep time.D
 	return n, nil
 }
 
-// pruneProcesses deletes flow, process and endpoint rows that no tier can
-// refer to any more: last seen before the oldest retained bucket of every tier,
-// and without raw samples. Nothing is deleted while any tier keeps data
-// forever. It returns the larger of the two batches' row counts.
+// pruneMarginMs is how far before a tier's cutoff a row must have been
+// last seen to be pruned: last_seen_ms lags its newest use by up to
+// seenLagMs, and a minute-aligned cutoff may fall inside that lag.
+const pruneMarginMs = 10 * 60_000
+
+// pruneProcesses deletes flow, endpoint and process rows that no tier can
+// refer to any more, one batch each:
+//   - flows are referred to by raw samples only: last seen before the raw
+//     cutoff;
+//   - endpoints by raw samples (through flows) and 1m rows, which both keep
+//     every remote: last seen before the older of those cutoffs (and
+//     before the folded tiers' fold watermarks: an unfolded bucket's rows
+//     are newer than their endpoint's last_seen_ms); and by folded 1h/1d
+//     rows only through the kept_*_ms marks folding sets: none, or older
+//     than that tier's cutoff;
+//   - processes by every tier: last seen before the oldest retained bucket
+//     of every tier.
+//
+// A table whose tiers keep data forever is not pruned. Rows that samples
+// not rolled up yet refer to are kept. Write's id caches are reset (by
+// pruneGen) before anything is deleted. It returns the largest batch.
 func (s *Store) pruneProcesses(ctx context.Context, now time.Time, ret Retention) (int64, error) {
-	oldest := int64(-1)
+	cut := make([]int64, len(Tiers))
 	for i := range Tiers {
-		c := cutoff(i, now, ret.Of(i))
-		if c <= 0 {
-			return 0, nil
-		}
-		if oldest < 0 || c < oldest {
-			oldest = c
-		}
+		cut[i] = cutoff(i, now, ret.Of(i))
 	}
-	// Write caches process ids of the rows it wrote through this Store, and
-	// every such row has last_seen_ms >= the time the Store was opened:
-	// older rows are safe to delete, newer ones wait for a restart.
-	if t := s.openedMs.Load(); t != 0 {
-		oldest = min(oldest, t)
-	}
-	// Raw rows at or below the watermark that could still name such a
-	// process are older than the raw cutoff: never read again, and pruned.
-	// Rows above it (a late flush) keep their process.
 	w, _, err := metaInt(ctx, s.sql, metaRolledID)
 	if err != nil {
 		return 0, s.classify("prune processes", err)
 	}
+	// oldestOf is the oldest cutoff of the tiers, false if one keeps forever.
+	oldestOf := func(tiers ...int) (int64, bool) {
+		o := int64(-1)
+		for _, i := range tiers {
+			if cut[i] <= 0 {
+				return 0, false
+			}
+			if o < 0 || cut[i] < o {
+				o = cut[i]
+			}
+		}
+		return o, true
+	}
+	type prune struct {
+		table, col string // col: what samples' flows refer to it by
+		cond       string
+		args       []any
+	}
+	var todo []prune
+	if c, ok := oldestOf(0); ok {
+		todo = append(todo, prune{"flows", "id", "last_seen_ms < ?", []any{c - pruneMarginMs}})
+	}
+	var fine, coarse []int
+	for i, t := range Tiers {
+		if t.Keep > 0 {
+			coarse = append(coarse, i)
+		} else {
+			fine = append(fine, i)
+		}
+	}
+	if c, ok := oldestOf(fine...); ok {
+		cond, args := "last_seen_ms < ?", []any{c - pruneMarginMs}
+		for _, i := range coarse {
+			f, _, err := metaInt(ctx, s.sql, foldKey(i))
+			if err != nil {
+				return 0, s.classify("prune endpoints", err)
+			}
+			args[0] = min(args[0].(int64), f-pruneMarginMs)
+			if cut[i] > 0 {
+				cond += " AND " + keptColumn(i) + " < ?"
+				args = append(args, cut[i])
+			} else {
+				cond += " AND " + keptColumn(i) + " = 0"
+			}
+		}
+		todo = append(todo, prune{"endpoints", "endpoint_id", cond, args})
+	}
+	all := make([]int, len(Tiers))
+	for i := range all {
+		all[i] = i
+	}
+	if c, ok := oldestOf(all...); ok {
+		todo = append(todo, prune{"processes", "proc_id", "last_seen_ms < ?", []any{c - pruneMarginMs}})
+	}
 	var n int64
-	for _, t := range []struct{ table, col string }{{"flows", "id"}, {"processes", "proc_id"}, {"endpoints", "endpoint_id"}} {
-		r, err := s.sql.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE id IN (
-  SELECT id FROM `+t.table+` WHERE last_seen_ms < ?
-    AND id NOT IN (SELECT fl.`+t.col+` FROM samples s JOIN flows fl ON fl.id = s.flow_id WHERE s.id > ?)
-  LIMIT ?)`, oldest, w, PruneBatch)
+	for _, p := range todo {
+		// Raw rows above the watermark (a late flush) keep what they name.
+		where := p.cond + " AND id NOT IN (SELECT fl." + p.col + " FROM samples s JOIN flows fl ON fl.id = s.flow_id WHERE s.id > ?)"
+		args := append(append([]any{}, p.args...), w)
+		var ids []int64
+		rows, err := s.sql.QueryContext(ctx, "SELECT id FROM "+p.table+" WHERE "+where+" LIMIT ?", append(args, PruneBatch)...)
 		if err != nil {
-			return 0, s.classify("prune "+t.table, err)
+			return 0, s.classify("prune "+p.table, err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return 0, s.classify("prune "+p.table, err)
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, s.classify("prune "+p.table, err)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		b, _ := json.Marshal(ids)
+		// The writer drops its cached ids before any of them can go.
+		s.pruneGen.Add(1)
+		r, err := s.sql.ExecContext(ctx, "DELETE FROM "+p.table+" WHERE id IN (SELECT value FROM json_each(?)) AND "+where, append([]any{string(b)}, args...)...)
+		if err != nil {
+			return 0, s.classify("prune "+p.table, err)
 		}
 		k, _ := r.RowsAffected()
 		n = max(n, k)

@@ -20,14 +20,18 @@ type Tier struct {
 	Name  string        // "raw", "1m", "1h", "1d"
 	Table string        // samples, rollup_1m, ...
 	Size  time.Duration // bucket width; 0 for raw (one row per interval)
+	// Keep > 0 folds the tier (fold.go): per bucket and process only the
+	// Keep remotes with the most bytes keep their own row; the others are
+	// summed into one "(other remotes)" row per protocol and cgroup.
+	Keep int
 }
 
 // Tiers lists the tiers finest first. Index 0 is the raw samples table.
 var Tiers = []Tier{
 	{Name: "raw", Table: "samples"},
 	{Name: "1m", Table: "rollup_1m", Size: time.Minute},
-	{Name: "1h", Table: "rollup_1h", Size: time.Hour},
-	{Name: "1d", Table: "rollup_1d", Size: 24 * time.Hour},
+	{Name: "1h", Table: "rollup_1h", Size: time.Hour, Keep: 25},
+	{Name: "1d", Table: "rollup_1d", Size: 24 * time.Hour, Keep: 100},
 }
 
 // sizeMs is tier i's bucket width in ms (1 for raw: any ms is a boundary).
@@ -75,6 +79,10 @@ const (
 	// metaAvailPrefix + tier name: the tier holds complete data from this
 	// Unix ms on (its prune cutoff). Absent = complete since the start.
 	metaAvailPrefix = "avail."
+	// metaFoldPrefix + tier name (folded tiers): every bucket of the tier
+	// that starts before this Unix ms is folded and its endpoints marked
+	// kept (fold.go). Absent = nothing folded yet.
+	metaFoldPrefix = "fold."
 )
 
 func rollupDDL(t Tier) string {
@@ -87,15 +95,38 @@ func rollupDDL(t Tier) string {
   rx_bytes    INTEGER NOT NULL,
   tx_calls    INTEGER NOT NULL,
   rx_calls    INTEGER NOT NULL,
+  remote_port INTEGER NOT NULL DEFAULT 0,
+  netns       INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (bucket_ms, proc_id, endpoint_id, cgroup_id)
 ) WITHOUT ROWID`
+}
+
+// addedColumns are columns added to existing tables after they were first
+// created (schema 3): ALTER TABLE ADD COLUMN with a default, so old rows
+// read as "port and netns unknown or mixed" (0) and "not kept by a folded
+// tier" (0) without rewriting the table.
+var addedColumns = []struct{ table, column, decl string }{
+	{"rollup_1m", "remote_port", "INTEGER NOT NULL DEFAULT 0"},
+	{"rollup_1m", "netns", "INTEGER NOT NULL DEFAULT 0"},
+	{"rollup_1h", "remote_port", "INTEGER NOT NULL DEFAULT 0"},
+	{"rollup_1h", "netns", "INTEGER NOT NULL DEFAULT 0"},
+	{"rollup_1d", "remote_port", "INTEGER NOT NULL DEFAULT 0"},
+	{"rollup_1d", "netns", "INTEGER NOT NULL DEFAULT 0"},
+	{"endpoints", "kept_1h_ms", "INTEGER NOT NULL DEFAULT 0"},
+	{"endpoints", "kept_1d_ms", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// hasColumn says whether table has column (false when the table is missing).
+func hasColumn(ctx context.Context, q querier, table, column string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info(?) WHERE name = ?", table, column).Scan(&n)
+	return n > 0, err
 }
 
 // migrateTiers creates the rollup tables. A brand-new file is switched to
 // incremental auto-vacuum first (the DSN pragma comes too late once WAL
 // mode has written the header), so pruning gives pages back to the OS.
 func (s *Store) migrateTiers(ctx context.Context) error {
-	s.openedMs.Store(time.Now().UnixMilli())
 	// Statement journals (every multi-row INSERT in a transaction writes
 	// one) in memory instead of a temp file: a third of Write's time.
 	// and a 16 MiB page cache (default 2 MiB) keeps the samples indexes'
@@ -127,6 +158,17 @@ func (s *Store) migrateTiers(ctx context.Context) error {
 	for _, t := range Tiers[1:] {
 		if _, err := s.sql.ExecContext(ctx, rollupDDL(t)); err != nil {
 			return s.classify("migrate schema", err)
+		}
+	}
+	for _, c := range addedColumns {
+		ok, err := hasColumn(ctx, s.sql, c.table, c.column)
+		if err != nil {
+			return s.classify("read", err)
+		}
+		if !ok {
+			if _, err := s.sql.ExecContext(ctx, "ALTER TABLE "+c.table+" ADD COLUMN "+c.column+" "+c.decl); err != nil {
+				return s.classify("migrate schema", err)
+			}
 		}
 	}
 	return nil

@@ -12,14 +12,20 @@ import (
 )
 
 // segmentSQL is a SELECT of (t, proc_id, endpoint_id, cgroup_id,
-// tx_bytes, rx_bytes, tx_calls, rx_calls) for one segment, t being the
-// sample's ts_ms or the bucket start. procFilter, when not empty, is an
-// extra condition on proc_id. Rollup segments add the samples not rolled
-// up yet that belong to their buckets.
+// remote_port, netns, tx_bytes, rx_bytes, tx_calls, rx_calls) for one
+// segment, t being the sample's ts_ms or the bucket start. procFilter, when
+// not empty, is an extra condition on proc_id, remote_port and netns (the
+// same column names in samples+flows and in rollup rows). Rollup segments
+// add the samples not rolled up yet that belong to their buckets.
 func (st tierState) segmentSQL(sg segment, procFilter string, procArgs []any) (string, []any) {
-	const cols = "proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls"
-	// Raw rows: time from the flush, process/endpoint/cgroup from the flow.
+	cols := "proc_id, endpoint_id, cgroup_id, remote_port, netns, tx_bytes, rx_bytes, tx_calls, rx_calls"
+	if !st.portCols {
+		cols = "proc_id, endpoint_id, cgroup_id, 0 AS remote_port, 0 AS netns, tx_bytes, rx_bytes, tx_calls, rx_calls"
+	}
+	// Raw rows: time from the flush, process/endpoint/cgroup/netns from the
+	// flow, remote port from the sample.
 	const rawCols = "fl.proc_id AS proc_id, fl.endpoint_id AS endpoint_id, fl.cgroup_id AS cgroup_id," +
+		" s.remote_port AS remote_port, fl.netns AS netns," +
 		" s.tx_bytes AS tx_bytes, s.rx_bytes AS rx_bytes, s.tx_calls AS tx_calls, s.rx_calls AS rx_calls"
 	const rawFrom = " FROM flushes f CROSS JOIN samples s ON s.id BETWEEN f.first_id AND f.last_id JOIN flows fl ON fl.id = s.flow_id"
 	pf := ""
@@ -72,11 +78,14 @@ var dimensions = map[string]dimension{
 	DimUser:      {group: "p.uid", sel: "p.uid"},
 	DimService:   {group: "coalesce(c.service, '')", sel: "coalesce(c.service, '')"},
 	DimContainer: {group: "coalesce(c.container, '')", sel: "coalesce(c.container, '')"},
+	DimPort:      {group: "s.remote_port", sel: "s.remote_port"},
+	DimNetNS:     {group: "s.netns", sel: "s.netns"},
 }
 
-// procFilter is the PID/Comm condition on a segment's proc_id.
+// procFilter is the PID/Comm condition on a segment's proc_id and the
+// Port/NetNS conditions on its remote_port and netns.
 func (q Query) procFilter() (string, []any) {
-	var conds []string
+	var conds, rowConds []string
 	var args []any
 	if q.PID != 0 {
 		conds = append(conds, "pid = ?")
@@ -86,10 +95,18 @@ func (q Query) procFilter() (string, []any) {
 		conds = append(conds, "comm = ?")
 		args = append(args, q.Comm)
 	}
-	if len(conds) == 0 {
-		return "", nil
+	if len(conds) > 0 {
+		rowConds = append(rowConds, "proc_id IN (SELECT id FROM processes WHERE "+strings.Join(conds, " AND ")+")")
 	}
-	return "proc_id IN (SELECT id FROM processes WHERE " + strings.Join(conds, " AND ") + ")", args
+	if q.Port != 0 {
+		rowConds = append(rowConds, "remote_port = ?")
+		args = append(args, q.Port)
+	}
+	if q.NetNS != 0 {
+		rowConds = append(rowConds, "netns = ?")
+		args = append(args, q.NetNS)
+	}
+	return strings.Join(rowConds, " AND "), args
 }
 
 // source plans the periods between consecutive edges (Unix ms, ascending;
@@ -161,17 +178,31 @@ func scanDest(by []string, r *Row) []any {
 			dest = append(dest, &r.Service)
 		case DimContainer:
 			dest = append(dest, &r.Container)
+		case DimPort:
+			dest = append(dest, &r.RemotePort)
+		case DimNetNS:
+			dest = append(dest, &r.NetNS)
 		}
 	}
 	return dest
 }
 
 // preAggregate sums the union's rows per (proc_id, endpoint_id,
-// cgroup_id), so the joins and the grouping by text columns see a few
-// thousand rows instead of every bucket.
-func preAggregate(union string) string {
-	return "SELECT proc_id, endpoint_id, cgroup_id, sum(tx_bytes) AS tx_bytes, sum(rx_bytes) AS rx_bytes," +
-		" sum(tx_calls) AS tx_calls, sum(rx_calls) AS rx_calls FROM (" + union + ") GROUP BY 1, 2, 3"
+// cgroup_id), and remote_port and netns when by groups by them, so the
+// joins and the grouping by text columns see a few thousand rows instead
+// of every bucket.
+func preAggregate(union string, by []string) string {
+	keys := "proc_id, endpoint_id, cgroup_id"
+	for _, d := range by {
+		switch d {
+		case DimPort:
+			keys += ", remote_port"
+		case DimNetNS:
+			keys += ", netns"
+		}
+	}
+	return "SELECT " + keys + ", sum(tx_bytes) AS tx_bytes, sum(rx_bytes) AS rx_bytes," +
+		" sum(tx_calls) AS tx_calls, sum(rx_calls) AS rx_calls FROM (" + union + ") GROUP BY " + keys
 }
 
 // endpointJoin joins the endpoints table as e when a dimension needs it.
@@ -231,7 +262,7 @@ func (st tierState) selectSQL(q Query, sel selection) (string, []any, bool) {
 	}
 	from := union
 	if sel.preAgg {
-		from = preAggregate(union)
+		from = preAggregate(union, sel.by)
 	}
 	sqlq := "SELECT " + strings.Join(append(sels, "sum(s.tx_bytes), sum(s.rx_bytes), sum(s.tx_calls), sum(s.rx_calls)"), ", ") +
 		" FROM (" + from + ") s"

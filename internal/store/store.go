@@ -1,7 +1,8 @@
 // Package store owns bwtracker's SQLite database: its schema, the writes the
 // collector makes once per interval, and every query the CLI and the API run.
 //
-// Schema (version 2; migrate.go converts version 1 files):
+// Schema (version 3; migrate.go converts version 1 files, migrateTiers
+// adds version 3's columns to version 2 files in place):
 //
 //	processes  one row per process identity (pid, start_ns, comm). start_ns is
 //	           the kernel's task start time (CLOCK_MONOTONIC ns, the same clock
@@ -11,6 +12,7 @@
 //	           when the process still existed at the first flush that saw it.
 //	endpoints  one row per (remote ip, protocol), both text; flows and
 //	           rollup rows refer to it by id, so an address is stored once.
+//	           kept_1h_ms/kept_1d_ms: the newest folded bucket naming it.
 //	flows      one row per (process, endpoint, cgroup, netns) seen.
 //	samples    one row per (interval, flow, remote port): payload bytes and
 //	           call counts per direction. No time column: each Write's rows
@@ -27,7 +29,9 @@
 //	           one row per (bucket_ms, proc_id, endpoint_id, cgroup_id) with
 //	           summed tx/rx bytes and calls. bucket_ms is the bucket start
 //	           (UTC multiples of 1m/1h/1d); a sample lands in the bucket its
-//	           flush's ts_ms falls in. Remote ports and netns are dropped.
+//	           flush's ts_ms falls in. remote_port and netns (not in the
+//	           key) are the one value all the row's samples had, 0 when
+//	           they mixed (or the row is folded, or predates schema 3).
 //
 // Indexes: flushes(ts_ms) for time windows: a window's samples are the id
 // ranges of its flushes (rowid range scans); rollup and pruning walk id
@@ -59,12 +63,30 @@
 // watermark, so totals equal the raw sums wherever a kept tier resolves the
 // window's edges.
 //
+// Bounded history for huge cardinality (fold.go): the raw and 1m tiers
+// keep every remote; the 1h and 1d tiers keep, per bucket and process, the
+// Tier.Keep remotes with the most bytes (25 per hour, 100 per day, so a
+// `--top 20` of one hour or day is exact; ties by endpoint id) and sum the
+// rest into one row per (bucket, process, protocol, cgroup) whose endpoint
+// is OtherRemotes, "(other remotes)". A bucket is folded once it is
+// complete (it ends before the oldest flush not rolled up yet), in one
+// transaction with the "fold.<tier>" watermark; a late flush moves the
+// watermark back and its bucket is folded again. Folding moves bytes and
+// calls between rows of one bucket and process, so every total over any
+// window is unchanged, and `--by remote` shows the exact remainder as
+// "(other remotes)" (report says so; JSON rows get "folded": true). A
+// server with 10,000 new clients an hour then costs ~26 rows per hour and
+// ~101 per day instead of 10,000 and 240,000, and endpoints rows live only
+// as long as the raw and 1m tiers need them (pruneProcesses) unless a kept
+// folded row names them (kept_1h_ms, kept_1d_ms, set by the fold).
+//
 // Floor plan: store.go opens and classifies errors; schema.go holds the
 // tiers, their retention and rollup DDL (migrate.go the version upgrades);
 // plan.go decides which tier serves which stretch of a window; sqlgen.go is
 // the one SQL assembler (selectSQL: segments, joins, filters, dimensions)
 // that Totals, Series and Periods (query.go, periods.go) all go through;
 // write.go is the per-flush write path; rollup.go rolls up and prunes;
+// fold.go folds the 1h and 1d tiers;
 // lock.go and guard.go protect the file; stats.go and alerts.go serve
 // `db stats` and internal/alerts.
 //
@@ -103,7 +125,9 @@ const DefaultPath = "/var/lib/bwtracker/bwtracker.db"
 // Version 1 stored remote_ip and protocol as text in every samples and
 // rollup row; version 2 interns them in the endpoints table. A writer
 // converts a version 1 file on open (migrate.go).
-const SchemaVersion = 2
+// Version 3 adds remote_port and netns to rollup rows and the kept marks
+// to endpoints (ALTER TABLE ADD COLUMN; readers of older files read 0).
+const SchemaVersion = 3
 
 // BusyTimeout is how long a reader or writer waits for a lock before failing.
 const BusyTimeout = 5 * time.Second
@@ -163,12 +187,16 @@ CREATE INDEX IF NOT EXISTS idx_flushes_ts ON flushes (ts_ms)`
 // endpointsDDL creates the endpoints table: one row per (remote ip,
 // protocol) ever seen, referenced by samples and rollup rows.
 // last_seen_ms (Unix ms, may lag the truth by up to seenLagMs) lets
-// pruning drop endpoints no tier can refer to any more.
+// pruning drop endpoints no tier can refer to any more; kept_1h_ms and
+// kept_1d_ms are the newest folded 1h/1d bucket that still refers to the
+// endpoint (fold.go), 0 for none.
 const endpointsDDL = `CREATE TABLE IF NOT EXISTS endpoints (
   id           INTEGER PRIMARY KEY,
   ip           TEXT    NOT NULL,
   protocol     TEXT    NOT NULL,
   last_seen_ms INTEGER NOT NULL,
+  kept_1h_ms   INTEGER NOT NULL DEFAULT 0,
+  kept_1d_ms   INTEGER NOT NULL DEFAULT 0,
   UNIQUE (ip, protocol)
 );
 CREATE INDEX IF NOT EXISTS idx_endpoints_last_seen ON endpoints (last_seen_ms)`
@@ -204,9 +232,11 @@ type Store struct {
 	id      fileID      // the file opened (writers)
 	readers []*Store    // opened with Reader; reopened by Guard
 	walLoss *WALLoss
-	// openedMs is when this writable Store was opened (Unix ms): rows it
-	// wrote have last_seen_ms at or after it (see pruneProcesses).
-	openedMs atomic.Int64
+	// pruneGen counts pruning passes that delete process, endpoint or flow
+	// rows (incremented before they go); Write resets its id caches when
+	// it differs from cacheGen, so no cached id can outlive its row.
+	pruneGen atomic.Int64
+	cacheGen int64
 	repairs  []string
 	fdScan   time.Time
 	closed   bool // Close was called: Guard must not reopen it

@@ -125,6 +125,12 @@ func (s *Store) Write(ctx context.Context, ts time.Time, samples []Sample) error
 	if err != nil {
 		return s.classify("begin write", err)
 	}
+	// Pruning may have deleted cached rows: it bumps pruneGen before its
+	// deletes, which wait for this transaction's connection.
+	if g := s.pruneGen.Load(); g != s.cacheGen {
+		s.resetCaches()
+		s.cacheGen = g
+	}
 	newProcs := map[ProcessKey]int64{}
 	newEps := map[endpointKey]int64{}
 	newFlows := map[flowKey]int64{}

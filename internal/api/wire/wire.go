@@ -76,10 +76,18 @@ type ProcessesResponse struct {
 
 // RemoteTotal is one row of /api/remotes.
 type RemoteTotal struct {
-	RemoteIP string `json:"remote_ip"` // "" when the kernel saw no peer
+	RemoteIP string `json:"remote_ip"` // "" when the kernel saw no peer; "(other remotes)" when folded
 	Protocol string `json:"protocol,omitempty"`
-	TxBytes  uint64 `json:"tx_bytes"`
-	RxBytes  uint64 `json:"rx_bytes"`
+	// RemotePort (by=remote,port) and NetNS (by=remote,netns): absent or
+	// 0 when none, or when the rows summed mixed several.
+	RemotePort uint16 `json:"remote_port,omitempty"`
+	NetNS      uint32 `json:"netns,omitempty"`
+	// Folded marks the "(other remotes)" row: history older than the
+	// 1-minute tier keeps only the top remotes per process and hour or
+	// day, the rest summed into it (bytes exact).
+	Folded  bool   `json:"folded,omitempty"`
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
 }
 
 // RemotesResponse is the body of /api/remotes.
