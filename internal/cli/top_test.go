@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,6 +24,26 @@ type fakeAPI struct {
 	token   string
 	hits    atomic.Int64
 	remotes atomic.Int64
+	// withConns: the snapshot lists connections (a daemon with the live
+	// connection view) and /api/status answers.
+	withConns bool
+}
+
+var fakeStarted = time.Now().Add(-time.Hour).Truncate(time.Minute)
+
+// conns is the "connections" member of a process in /api/current.
+func (f *fakeAPI) conns(pid int) string {
+	if !f.withConns {
+		return ""
+	}
+	switch pid {
+	case 101:
+		return `,"connections":[{"remote_ip":"198.18.0.7","remote_port":443,"protocol":"tcp","tx_bytes_per_sec":100,"rx_bytes_per_sec":4000,"tx_bytes":1000,"rx_bytes":400000}]`
+	case 202:
+		return `,"connections":[{"remote_ip":"198.18.0.8","remote_name":"mirror.example.org","remote_port":873,"protocol":"tcp","tx_bytes_per_sec":9000,"rx_bytes_per_sec":1000,"tx_bytes":9000000,"rx_bytes":999},` +
+			`{"remote_ip":"2001:db8::2","remote_port":0,"protocol":"udp","tx_bytes_per_sec":0,"rx_bytes_per_sec":0,"tx_bytes":1,"rx_bytes":1}]`
+	}
+	return ""
 }
 
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -37,10 +58,17 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n := f.hits.Add(1)
 		fmt.Fprintf(w, `{"time":"2026-03-02T10:00:00Z","interval_ms":1000,"tx_bytes_per_sec":%d,"rx_bytes_per_sec":5000,"tx_bytes":1,"rx_bytes":2,"process_count":3,
 "processes":[
- {"pid":101,"start_ns":11,"comm":"curl","exe":"/usr/bin/curl","uid":0,"cgroup_id":5,"tx_bytes_per_sec":100,"rx_bytes_per_sec":4000,"tx_bytes":1000,"rx_bytes":400000,"remotes":1,"last_seen":"2026-03-02T10:00:00Z"},
- {"pid":202,"start_ns":22,"comm":"rsync","exe":"/usr/bin/rsync","uid":1000,"cgroup_id":6,"tx_bytes_per_sec":%d,"rx_bytes_per_sec":1000,"tx_bytes":9000000,"rx_bytes":1000,"remotes":2,"last_seen":"2026-03-02T10:00:00Z"},
+ {"pid":101,"start_ns":11,"comm":"curl","exe":"/usr/bin/curl","uid":0,"cgroup_id":5,"tx_bytes_per_sec":100,"rx_bytes_per_sec":4000,"tx_bytes":1000,"rx_bytes":400000,"remotes":1,"last_seen":"2026-03-02T10:00:00Z"%s},
+ {"pid":202,"start_ns":22,"comm":"rsync","exe":"/usr/bin/rsync","uid":1000,"cgroup_id":6,"tx_bytes_per_sec":%d,"rx_bytes_per_sec":1000,"tx_bytes":9000000,"rx_bytes":1000,"remotes":2,"last_seen":"2026-03-02T10:00:00Z"%s},
  {"pid":303,"start_ns":33,"comm":"sshd","exe":"/usr/sbin/sshd","uid":0,"cgroup_id":7,"tx_bytes_per_sec":0,"rx_bytes_per_sec":0,"tx_bytes":5,"rx_bytes":6,"remotes":1,"last_seen":"2026-03-02T09:59:00Z"}
-]}`, 9000+n, 9000+n)
+]}`, 9000+n, f.conns(101), 9000+n, f.conns(202))
+	case "/api/status":
+		if !f.withConns {
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error":"not found"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"version":"test","started":%q}`, fakeStarted.Format(time.RFC3339))
 	case "/api/remotes":
 		f.remotes.Add(1)
 		switch r.URL.Query().Get("pid") {
@@ -252,5 +280,144 @@ func TestTopMarksProcessesWithFiringAlerts(t *testing.T) {
 	got := alertRules(p, firing)
 	if strings.Join(got, ",") != "big,quota" {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// tmuxTop runs the real binary's `top` against api in a detached tmux pane
+// of w x h cells.
+type tmuxTop struct {
+	t    *testing.T
+	tmux string
+	sock string
+}
+
+func startTmuxTop(t *testing.T, srvURL string, w, h int) *tmuxTop {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		testenv.Missing(t, "tmux (to drive `bwtracker top` interactively)", "apt-get install tmux")
+	}
+	bin := bwtrackerBin(t)
+	tt := &tmuxTop{t: t, tmux: tmux, sock: fmt.Sprintf("bwt-test-%d-%s", os.Getpid(), t.Name())}
+	t.Cleanup(func() { tt.cmd("kill-server") })
+	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --no-resolve --idle 0 --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srvURL)
+	if out, err := tt.cmd("new-session", "-d", "-s", "top", "-x", strconv.Itoa(w), "-y", strconv.Itoa(h), cmdline); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+	return tt
+}
+
+func (tt *tmuxTop) cmd(args ...string) (string, error) {
+	out, err := exec.Command(tt.tmux, append([]string{"-L", tt.sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func (tt *tmuxTop) keys(k ...string) { tt.cmd(append([]string{"send-keys", "-t", "top"}, k...)...) }
+
+func (tt *tmuxTop) screen() string {
+	out, _ := tt.cmd("capture-pane", "-p", "-t", "top")
+	return out
+}
+
+// waitFor polls the pane until ok (10 s at most: a deadline for a hang,
+// not a timing assertion).
+func (tt *tmuxTop) waitFor(what string, ok func(string) bool) string {
+	tt.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := tt.screen()
+		if ok(s) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			tt.t.Fatalf("waiting for %s; screen:\n%s", what, s)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func lineWith(screen, s string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestTopKeysInTmux: the header (total rates, totals since the daemon
+// started, how many rows), the USER column, the connection view with
+// remote names and ports, and each key: ? help, p pause, u units, g group.
+func TestTopKeysInTmux(t *testing.T) {
+	api := &fakeAPI{withConns: true}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	tt := startTmuxTop(t, srv.URL, 130, 40)
+	s := tt.waitFor("rows and header", func(s string) bool {
+		return strings.Contains(s, " rsync ") && strings.Contains(s, "since daemon start "+fakeStarted.Format("15:04"))
+	})
+	for _, want := range []string{"3 processes", "sending", "receiving", "USER", "SENDING", "RECEIVING", "sent 1 B, received 2 B"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("screen lacks %q:\n%s", want, s)
+		}
+	}
+	// Column order: SENDING before RECEIVING, SENT before RECEIVED.
+	hdr := lineWith(s, "SENDING")
+	if !(strings.Index(hdr, "SENDING") < strings.Index(hdr, "RECEIVING") && strings.Index(hdr, "SENT") < strings.Index(hdr, "RECEIVED")) {
+		t.Errorf("column order: %q", hdr)
+	}
+	if !strings.Contains(lineWith(s, " curl "), "root") {
+		t.Errorf("USER of curl (uid 0): %q", lineWith(s, " curl "))
+	}
+	// The first row (rsync, busiest) is selected: its connections, with
+	// the name it resolved, the port, and "*" for many ports.
+	tt.waitFor("rsync's connections", func(s string) bool {
+		l := lineWith(s, "mirror.example.org")
+		return strings.Contains(l, "873") && strings.Contains(l, "tcp") && strings.Contains(l, "8.8 KiB/s") &&
+			strings.Contains(lineWith(s, "2001:db8::2"), "*")
+	})
+	tt.keys("Down")
+	tt.waitFor("curl's connection", func(s string) bool { return strings.Contains(lineWith(s, "198.18.0.7"), "443") })
+
+	// ? shows the help over the view; any key closes it.
+	tt.keys("?")
+	tt.waitFor("help", func(s string) bool { return strings.Contains(s, "this help (any key closes it)") })
+	tt.keys("x")
+	tt.waitFor("help closed", func(s string) bool { return !strings.Contains(s, "this help") && strings.Contains(s, " rsync ") })
+
+	// u: bits.
+	tt.keys("u")
+	tt.waitFor("bits", func(s string) bool { return strings.Contains(lineWith(s, " curl "), "32 kbit/s") })
+	tt.keys("u")
+	tt.waitFor("bytes", func(s string) bool { return strings.Contains(lineWith(s, " curl "), "3.9 KiB/s") })
+
+	// g: one row per app, with the number of processes.
+	tt.keys("g")
+	s = tt.waitFor("grouped", func(s string) bool {
+		return strings.Contains(s, "PROCS") && strings.Contains(s, "3 apps of 3 processes")
+	})
+	if !strings.Contains(s, " APP ") {
+		t.Errorf("grouped header:\n%s", s)
+	}
+	tt.keys("g")
+	tt.waitFor("ungrouped", func(s string) bool { return strings.Contains(s, "3 processes") && strings.Contains(s, "PID   USER") })
+
+	// p: paused, no more fetches; p again resumes.
+	tt.keys("p")
+	tt.waitFor("paused", func(s string) bool { return strings.Contains(s, "PAUSED") })
+	time.Sleep(300 * time.Millisecond) // a fetch in flight lands
+	before := api.hits.Load()
+	time.Sleep(time.Second) // five intervals
+	if got := api.hits.Load(); got != before {
+		t.Errorf("paused but fetched %d more snapshots", got-before)
+	}
+	tt.keys("p")
+	tt.waitFor("resumed", func(s string) bool { return !strings.Contains(s, "PAUSED") && api.hits.Load() >= before+2 })
+	tt.keys("q")
+	if s := tt.waitFor("exit", func(s string) bool { return strings.Contains(s, "EXITED") }); !strings.Contains(s, "EXITED 0") {
+		t.Fatalf("top did not exit 0 on q:\n%s", s)
 	}
 }

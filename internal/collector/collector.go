@@ -52,6 +52,7 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
+	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -177,9 +178,26 @@ type liveKey struct {
 type liveProc struct {
 	ProcRate
 	remotes map[netip.Addr]struct{}
+	conns   map[connKey]*liveConn // bounded by maxLiveConns
 	lastTx  uint64
 	lastRx  uint64
 }
+
+// connKey is one connection row of the live view (live.ConnRate).
+type connKey struct {
+	ip    string
+	port  uint16
+	proto string
+}
+
+type liveConn struct {
+	live.ConnRate
+	lastTx, lastRx uint64
+}
+
+// maxLiveConns bounds the connections remembered per live process (the
+// snapshot shows live.MaxConns of them); past it new ones are not listed.
+const maxLiveConns = 256
 
 type pending struct {
 	ts      time.Time
@@ -675,6 +693,9 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 	defer c.mu.Unlock()
 	for _, lp := range c.live {
 		lp.lastTx, lp.lastRx = 0, 0
+		for _, lc := range lp.conns {
+			lc.lastTx, lc.lastRx = 0, 0
+		}
 	}
 	var totTx, totRx uint64
 	for i := range samples {
@@ -682,7 +703,8 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		k := liveKey{s.PID, s.StartNS, s.Comm}
 		lp := c.live[k]
 		if lp == nil {
-			lp = &liveProc{ProcRate: ProcRate{PID: s.PID, StartNS: s.StartNS, Comm: s.Comm, UID: s.UID}, remotes: map[netip.Addr]struct{}{}}
+			lp = &liveProc{ProcRate: ProcRate{PID: s.PID, StartNS: s.StartNS, Comm: s.Comm, UID: s.UID}, remotes: map[netip.Addr]struct{}{},
+				conns: map[connKey]*liveConn{}}
 			c.live[k] = lp
 		}
 		if s.Exe != "" {
@@ -702,6 +724,19 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		if a, err := netip.ParseAddr(s.RemoteIP); err == nil && len(lp.remotes) < 4096 {
 			lp.remotes[a] = struct{}{}
 		}
+		ck := connKey{s.RemoteIP, s.RemotePort, s.Protocol}
+		lc := lp.conns[ck]
+		if lc == nil && len(lp.conns) < maxLiveConns {
+			lc = &liveConn{ConnRate: live.ConnRate{RemoteIP: s.RemoteIP, Port: s.RemotePort, Protocol: s.Protocol}}
+			lp.conns[ck] = lc
+		}
+		if lc != nil {
+			lc.TxBytes += s.TxBytes
+			lc.RxBytes += s.RxBytes
+			lc.lastTx += s.TxBytes
+			lc.lastRx += s.RxBytes
+			lc.LastSeen = now
+		}
 		totTx += s.TxBytes
 		totRx += s.RxBytes
 	}
@@ -717,6 +752,7 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		lp.TxRate = float64(lp.lastTx) / secs
 		lp.RxRate = float64(lp.lastRx) / secs
 		lp.Remotes = len(lp.remotes)
+		lp.Conns = topConns(lp, now, secs, c.cfg.LiveIdle)
 		procs = append(procs, lp.ProcRate)
 	}
 	sort.Slice(procs, func(i, j int) bool {
@@ -741,6 +777,42 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		default: // a slow subscriber misses a snapshot, never blocks us
 		}
 	}
+}
+
+// topConns drops lp's connections idle for longer than idle and returns
+// the live.MaxConns busiest (rate, then bytes since start) with this
+// interval's rates.
+func topConns(lp *liveProc, now time.Time, secs float64, idle time.Duration) []live.ConnRate {
+	var all []live.ConnRate
+	for k, lc := range lp.conns {
+		if now.Sub(lc.LastSeen) > idle {
+			delete(lp.conns, k)
+			continue
+		}
+		lc.TxRate = float64(lc.lastTx) / secs
+		lc.RxRate = float64(lc.lastRx) / secs
+		all = append(all, lc.ConnRate)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		if ra, rb := a.TxRate+a.RxRate, b.TxRate+b.RxRate; ra != rb {
+			return ra > rb
+		}
+		if ta, tb := a.TxBytes+a.RxBytes, b.TxBytes+b.RxBytes; ta != tb {
+			return ta > tb
+		}
+		if a.RemoteIP != b.RemoteIP {
+			return a.RemoteIP < b.RemoteIP
+		}
+		if a.Port != b.Port {
+			return a.Port < b.Port
+		}
+		return a.Protocol < b.Protocol
+	})
+	if len(all) == 0 {
+		return nil
+	}
+	return all[:min(len(all), live.MaxConns)]
 }
 
 // Snapshot is the latest live picture.

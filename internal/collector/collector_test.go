@@ -357,3 +357,33 @@ func TestOverflowKeepsBytes(t *testing.T) {
 		}
 	}
 }
+
+// The live snapshot lists each process's connections (remote, port,
+// protocol) with the interval's rates and totals since start, busiest
+// first; a second interval adds to the totals and resets the rates.
+func TestLiveConnections(t *testing.T) {
+	c, src, _ := newTest()
+	src.add(10, "curl", "198.18.0.1", 443, bpf.DirTX, 100)
+	src.add(10, "curl", "198.18.0.1", 443, bpf.DirRX, 5000)
+	src.add(10, "curl", "198.18.0.3", 80, bpf.DirTX, 7)
+	if err := c.flush(context.Background(), false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	snap := c.Snapshot()
+	if len(snap.Processes) != 1 || len(snap.Processes[0].Conns) != 2 {
+		t.Fatalf("snapshot %+v", snap.Processes)
+	}
+	cn := snap.Processes[0].Conns
+	if cn[0].RemoteIP != "198.18.0.1" || cn[0].Port != 443 || cn[0].Protocol != "tcp" || cn[0].TxBytes != 100 || cn[0].RxBytes != 5000 ||
+		cn[0].RxRate <= 0 || cn[1].RemoteIP != "198.18.0.3" || cn[1].TxBytes != 7 {
+		t.Fatalf("connections %+v", cn)
+	}
+	src.add(10, "curl", "198.18.0.3", 80, bpf.DirTX, 9)
+	if err := c.flush(context.Background(), false, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	cn = c.Snapshot().Processes[0].Conns
+	if len(cn) != 2 || cn[0].RemoteIP != "198.18.0.3" || cn[0].TxBytes != 16 || cn[0].TxRate <= 0 || cn[1].TxRate != 0 || cn[1].RxBytes != 5000 {
+		t.Fatalf("second interval %+v", cn)
+	}
+}

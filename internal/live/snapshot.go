@@ -27,6 +27,31 @@ type ProcRate struct {
 	RxBytes  uint64    `json:"rx_bytes"`
 	Remotes  int       `json:"remotes"` // distinct remote addresses since start
 	LastSeen time.Time `json:"last_seen"`
+	// Conns are the process's busiest connections (remote, port,
+	// protocol), at most MaxConns, by the last interval's rate, then bytes
+	// since start; those idle for the collector's live window are dropped.
+	Conns []ConnRate `json:"connections,omitempty"`
+}
+
+// MaxConns bounds ProcRate.Conns.
+const MaxConns = 8
+
+// ConnRate is one remote endpoint of a process in the live snapshot, like
+// a bandwhich connection row. Port is 0 when the process talked to many
+// ports of that address in one interval (a scan, a resolver): then the
+// row stands for all of them.
+type ConnRate struct {
+	RemoteIP string `json:"remote_ip"` // "" when the kernel saw no peer
+	// RemoteName is the name the process resolved for RemoteIP, when the
+	// daemon knows it ("" otherwise).
+	RemoteName string    `json:"remote_name,omitempty"`
+	Port       uint16    `json:"remote_port"`
+	Protocol   string    `json:"protocol"`
+	TxRate     float64   `json:"tx_bytes_per_sec"`
+	RxRate     float64   `json:"rx_bytes_per_sec"`
+	TxBytes    uint64    `json:"tx_bytes"`
+	RxBytes    uint64    `json:"rx_bytes"`
+	LastSeen   time.Time `json:"last_seen"`
 }
 
 // Snapshot is what the daemon knows after one drain.
