@@ -128,6 +128,8 @@ func TestBadQueries(t *testing.T) {
 		{"/api/remotes?pid=-1", "pid"},
 		{"/api/summary?since=1m&pid=3", "pid"},
 		{"/api/processes?service=a%01b", "service"},
+		{"/api/processes?namespace=a%01b", "namespace"},
+		{"/api/history?pod=a%7fb", "pod"},
 		{"/api/status?x=1", "x"},
 		{"/healthz?x=1", "x"},
 		{"/api/stream?top=0", "top"},
@@ -304,6 +306,25 @@ func TestProcessesAndRemotes(t *testing.T) {
 	}
 	if n := len(decode[RemotesResponse](t, e.do(t, "GET", "/api/remotes?since=1h&service=nosuch.service")).Remotes); n != 0 {
 		t.Errorf("unknown service: %d remotes", n)
+	}
+	// Filter by Kubernetes namespace and pod (name or UID).
+	for _, q := range []string{"namespace=shop", "pod=fetch-0", "pod=" + seedPodUID, "namespace=shop&pod=fetch-0"} {
+		got = decode[ProcessesResponse](t, e.do(t, "GET", "/api/processes?since=1h&"+q))
+		if len(got.Processes) != 1 || got.Processes[0].Comm != "curl" || got.Processes[0].TxBytes != curlTx {
+			t.Errorf("%s: %+v", q, got.Processes)
+		}
+		hs := decode[HistoryResponse](t, e.do(t, "GET", "/api/history?since=1h&"+q))
+		if hs.TxBytes != curlTx || hs.RxBytes != curlRx {
+			t.Errorf("%s history: %d/%d", q, hs.TxBytes, hs.RxBytes)
+		}
+		if s := decode[SummaryResponse](t, e.do(t, "GET", "/api/summary?since=1h&"+q)); s.TxBytes != curlTx || s.RxBytes != curlRx {
+			t.Errorf("%s summary: %d/%d", q, s.TxBytes, s.RxBytes)
+		}
+	}
+	for _, q := range []string{"namespace=nosuch", "pod=nosuch", "namespace=kube-system&pod=fetch-0"} {
+		if n := len(decode[ProcessesResponse](t, e.do(t, "GET", "/api/processes?since=1h&"+q)).Processes); n != 0 {
+			t.Errorf("%s: %d processes, want 0", q, n)
+		}
 	}
 	s := decode[SummaryResponse](t, e.do(t, "GET", "/api/summary?since=1h&top=1"))
 	if s.Processes != 2 || len(s.TopProcesses) != 1 || s.TopProcesses[0].Comm != "firefox" || len(s.TopRemotes) != 1 {

@@ -106,6 +106,8 @@ const (
 	curlRx = 987888
 )
 
+const seedPodUID = "6e7c1b8a-2f3d-4c5e-9a0b-1c2d3e4f5a6b"
+
 func seedStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "bw.db"), store.Options{})
@@ -128,7 +130,9 @@ func seedStore(t testing.TB) *store.Store {
 			t.Fatal(err)
 		}
 	}
-	if err := st.PutCgroups(ctx, []cgroupinfo.Info{{ID: 42, Path: "/system.slice/fetch.service", Service: "fetch.service"}}); err != nil {
+	if err := st.PutCgroups(ctx, []cgroupinfo.Info{{ID: 42, Path: "/system.slice/fetch.service", Service: "fetch.service",
+		// Kubernetes names too (a store does not check they fit the path).
+		PodUID: seedPodUID, Namespace: "shop", Pod: "fetch-0", WorkloadKind: "statefulset", WorkloadName: "fetch"}}); err != nil {
 		t.Fatal(err)
 	}
 	return st

@@ -174,7 +174,8 @@ func parseComm(p params) (string, error) {
 
 // filter is what every history endpoint selects: the window and which
 // processes (pid, comm, service = a systemd unit, container =
-// "runtime:shortid" as in /api/current, or the full id). It is parsed once
+// "runtime:shortid" as in /api/current, or the full id; namespace and pod =
+// the Kubernetes names, pod also the pod UID). It is parsed once
 // per request (parseFiltered) and turned into the store's query by query.
 type filter struct {
 	window
@@ -184,10 +185,12 @@ type filter struct {
 	Container string
 	Port      uint16 // remote port, 0 = any
 	NetNS     uint32 // network namespace inode, 0 = any
+	Namespace string
+	Pod       string
 }
 
 // filterParams are the parameters parseFiltered reads.
-var filterParams = []string{"since", "until", "pid", "comm", "service", "container", "port", "netns"}
+var filterParams = []string{"since", "until", "pid", "comm", "service", "container", "port", "netns", "namespace", "pod"}
 
 // parseFiltered checks v against the endpoint's allowed parameters and
 // reads the filter (since defaults to now-def, until to now). An endpoint
@@ -201,7 +204,7 @@ func parseFiltered(v url.Values, now time.Time, def time.Duration, allowed ...st
 	if f.window, err = parseWindow(p, now, def); err != nil {
 		return p, f, err
 	}
-	for _, k := range []string{"service", "container"} {
+	for _, k := range []string{"service", "container", "namespace", "pod"} {
 		s := p.v.Get(k)
 		if s == "" {
 			continue
@@ -209,10 +212,15 @@ func parseFiltered(v url.Values, now time.Time, def time.Duration, allowed ...st
 		if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return p, f, badParam(k, "%s: want a name without control characters", quote(s))
 		}
-		if k == "service" {
+		switch k {
+		case "service":
 			f.Service = s
-		} else {
+		case "container":
 			f.Container = s
+		case "namespace":
+			f.Namespace = s
+		case "pod":
+			f.Pod = s
 		}
 	}
 	if f.PID, err = parsePID(p); err != nil {
@@ -249,7 +257,7 @@ func parseUintParam(p params, k string, max uint64, want string) (uint64, error)
 // series), at most top rows (0 = all).
 func (f filter) query(top int, by ...string) store.Query {
 	return store.Query{Since: f.Since, Until: f.Until, PID: f.PID, Comm: f.Comm, Service: f.Service, Container: f.Container,
-		Port: f.Port, NetNS: f.NetNS, By: by, Top: top}
+		Port: f.Port, NetNS: f.NetNS, Namespace: f.Namespace, Pod: f.Pod, By: by, Top: top}
 }
 
 // Sort keys of /api/current.
@@ -416,7 +424,7 @@ type summaryQuery struct {
 }
 
 func parseSummary(v url.Values, now time.Time) (summaryQuery, error) {
-	p, f, err := parseFiltered(v, now, 24*time.Hour, "since", "until", "top", "service", "container")
+	p, f, err := parseFiltered(v, now, 24*time.Hour, "since", "until", "top", "service", "container", "namespace", "pod")
 	q := summaryQuery{filter: f}
 	if err != nil {
 		return q, err

@@ -49,6 +49,30 @@ type Info struct {
 	Runtime string `json:"container_runtime,omitempty"`
 	// PodUID is the Kubernetes pod UID in its canonical dashed form.
 	PodUID string `json:"pod_uid,omitempty"`
+
+	// The Kubernetes names of the pod and container. Parse never sets
+	// them (the path has only the UID and the container id):
+	// internal/k8s fills them from the node's kubelet and log directories.
+	Namespace     string `json:"namespace,omitempty"`
+	Pod           string `json:"pod,omitempty"`
+	ContainerName string `json:"container_name,omitempty"`
+	// WorkloadKind ("deployment", "daemonset", ..., "" when unknown) and
+	// WorkloadName name the pod's controller; Workload joins them.
+	WorkloadKind string `json:"workload_kind,omitempty"`
+	WorkloadName string `json:"workload_name,omitempty"`
+}
+
+// Workload is the pod's controller as "kind/name" ("deployment/web"), the
+// name alone when the kind is not known, or "".
+func (i Info) Workload() string {
+	switch {
+	case i.WorkloadName == "":
+		return ""
+	case i.WorkloadKind == "":
+		return i.WorkloadName
+	default:
+		return i.WorkloadKind + "/" + i.WorkloadName
+	}
 }
 
 // ShortContainerID is the 12-character form that docker ps and crictl show.

@@ -153,6 +153,8 @@ func observeOTLP(ox *otlp.Exporter, f collector.Flush) {
 			d.Service = in.Service
 			d.ContainerID = in.ContainerID
 			d.PodUID = in.PodUID
+			d.Namespace, d.Pod, d.ContainerName = in.Namespace, in.Pod, in.ContainerName
+			d.WorkloadKind, d.WorkloadName = in.WorkloadKind, in.WorkloadName
 		}
 		deltas = append(deltas, d)
 	}

@@ -66,6 +66,8 @@ Examples:
 			&cli.StringFlag{Name: "container", Usage: "only processes in this container (runtime:shortid or the full container id)"},
 			&cli.UintFlag{Name: "port", Usage: "only traffic with this remote port (rollup rows that mixed ports match no port)"},
 			&cli.UintFlag{Name: "netns", Usage: "only processes in this network namespace (its inode number, as in `ls -Li /proc/PID/ns/net`)"},
+			&cli.StringFlag{Name: "namespace", Usage: "only processes in pods of this Kubernetes namespace"},
+			&cli.StringFlag{Name: "pod", Usage: "only processes in this Kubernetes pod (name or UID)"},
 			&cli.StringFlag{Name: "period", Usage: "a table of periods instead of totals: " + strings.Join(report.PeriodKinds, ", ") + " (default window: 2h, 24h, 30d, 1 year, 5 years)"},
 			&cli.BoolFlag{Name: "hourly", Usage: "same as --period hour"},
 			&cli.BoolFlag{Name: "daily", Aliases: []string{"d"}, Usage: "same as --period day"},
@@ -145,7 +147,8 @@ func runReport(c *cli.Context) error {
 		return usagef("report takes no arguments (got %q)", c.Args().First())
 	}
 	now := time.Now()
-	q := store.Query{Top: c.Int("top"), Comm: c.String("comm"), Service: c.String("service"), Container: c.String("container")}
+	q := store.Query{Top: c.Int("top"), Comm: c.String("comm"), Service: c.String("service"), Container: c.String("container"),
+		Namespace: c.String("namespace"), Pod: c.String("pod")}
 	kind, err := periodKind(c)
 	if err != nil {
 		return err

@@ -24,16 +24,24 @@ type matrixProc struct {
 	cgroup    uint64
 	service   string
 	container string
+	// Kubernetes names (cgroup 105 only).
+	namespace, pod, workload string
 }
 
-const matrixContainerID = "3f4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"
+const (
+	matrixContainerID  = "3f4e5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7081"
+	matrixContainerID2 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	matrixPodUID       = "6e7c1b8a-2f3d-4c5e-9a0b-1c2d3e4f5a6b"
+)
 
 var matrixProcs = []matrixProc{
-	{store.ProcessKey{PID: 11, StartNS: 1, Comm: "curl"}, "/usr/bin/curl", 0, 101, "nginx.service", ""},
-	{store.ProcessKey{PID: 12, StartNS: 2, Comm: "wget"}, "/usr/bin/wget", 1000, 102, "", "docker:3f4e5a6b7c8d"},
-	{store.ProcessKey{PID: 13, StartNS: 3, Comm: "sshd"}, "/usr/sbin/sshd", 0, 103, "sshd.service", ""},
-	{store.ProcessKey{PID: 14, StartNS: 4, Comm: "curl"}, "/opt/curl", 1000, 101, "nginx.service", ""},
-	{store.ProcessKey{PID: 15, StartNS: 5, Comm: "dig"}, "", 65534, 104, "", ""}, // cgroup never named
+	{store.ProcessKey{PID: 11, StartNS: 1, Comm: "curl"}, "/usr/bin/curl", 0, 101, "nginx.service", "", "", "", ""},
+	{store.ProcessKey{PID: 12, StartNS: 2, Comm: "wget"}, "/usr/bin/wget", 1000, 102, "", "docker:3f4e5a6b7c8d", "", "", ""},
+	{store.ProcessKey{PID: 13, StartNS: 3, Comm: "sshd"}, "/usr/sbin/sshd", 0, 103, "sshd.service", "", "", "", ""},
+	{store.ProcessKey{PID: 14, StartNS: 4, Comm: "curl"}, "/opt/curl", 1000, 101, "nginx.service", "", "", "", ""},
+	{store.ProcessKey{PID: 15, StartNS: 5, Comm: "dig"}, "", 65534, 104, "", "", "", "", ""}, // cgroup never named
+	{store.ProcessKey{PID: 16, StartNS: 6, Comm: "envoy"}, "/usr/bin/envoy", 101, 105, "", "containerd:" + matrixContainerID2[:12],
+		"shop", "web-7c5ddbdf54-x7k2p", "deployment/web"},
 }
 
 type matrixRec struct {
@@ -58,6 +66,12 @@ func (r matrixRec) fields(d string) map[string]any {
 		return map[string]any{"service": r.p.service}
 	case store.DimContainer:
 		return map[string]any{"container": r.p.container}
+	case store.DimNamespace:
+		return map[string]any{"namespace": r.p.namespace}
+	case store.DimPod:
+		return map[string]any{"pod": r.p.pod}
+	case store.DimWorkload:
+		return map[string]any{"workload": r.p.workload}
 	case store.DimRemote:
 		return map[string]any{"remote_ip": r.remote}
 	case store.DimProtocol:
@@ -111,8 +125,11 @@ var matrixFilters = []matrixFilter{
 	{"pid", []string{"--pid", "12"}, func(r matrixRec) bool { return r.p.pk.PID == 12 }},
 	{"comm", []string{"--comm", "curl"}, func(r matrixRec) bool { return r.p.pk.Comm == "curl" }},
 	{"service", []string{"--service", "nginx.service"}, func(r matrixRec) bool { return r.p.service == "nginx.service" }},
-	{"container", []string{"--container", "docker:3f4e5a6b7c8d"}, func(r matrixRec) bool { return r.p.container != "" }},
-	{"container-id", []string{"--container", matrixContainerID}, func(r matrixRec) bool { return r.p.container != "" }},
+	{"container", []string{"--container", "docker:3f4e5a6b7c8d"}, func(r matrixRec) bool { return r.p.cgroup == 102 }},
+	{"container-id", []string{"--container", matrixContainerID}, func(r matrixRec) bool { return r.p.cgroup == 102 }},
+	{"namespace", []string{"--namespace", "shop"}, func(r matrixRec) bool { return r.p.namespace == "shop" }},
+	{"pod", []string{"--pod", "web-7c5ddbdf54-x7k2p"}, func(r matrixRec) bool { return r.p.pod != "" }},
+	{"pod-uid", []string{"--pod", matrixPodUID}, func(r matrixRec) bool { return r.p.pod != "" }},
 	{"comm+service", []string{"--comm", "curl", "--service", "nginx.service"}, func(r matrixRec) bool {
 		return r.p.pk.Comm == "curl" && r.p.service == "nginx.service"
 	}},
@@ -137,6 +154,9 @@ func seedMatrix(t *testing.T, db string, now time.Time) []matrixRec {
 		{ID: 101, Path: "/system.slice/nginx.service", Service: "nginx.service"},
 		{ID: 102, Path: "/system.slice/docker-" + matrixContainerID + ".scope", ContainerID: matrixContainerID, Runtime: "docker"},
 		{ID: 103, Path: "/system.slice/sshd.service", Service: "sshd.service"},
+		{ID: 105, Path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(matrixPodUID, "-", "_") +
+			".slice/cri-containerd-" + matrixContainerID2 + ".scope", ContainerID: matrixContainerID2, Runtime: "containerd", PodUID: matrixPodUID,
+			Namespace: "shop", Pod: "web-7c5ddbdf54-x7k2p", ContainerName: "envoy", WorkloadKind: "deployment", WorkloadName: "web"},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +233,7 @@ func TestReportMatrix(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "bw.db")
 	now := time.Now()
 	recs := seedMatrix(t, db, now)
-	dims := append(store.Dimensions(), "process,remote,protocol", "service,container")
+	dims := append(store.Dimensions(), "process,remote,protocol", "service,container", "namespace,pod,workload")
 	modes := []struct {
 		name  string
 		args  []string

@@ -22,6 +22,7 @@ import (
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/k8s"
 	"github.com/bwtracker/bwtracker/internal/metrics"
 	"github.com/bwtracker/bwtracker/internal/privdrop"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
@@ -66,7 +67,7 @@ logged and the previous rules stay active.`,
 			&cli.StringSliceFlag{Name: "alert", Usage: "a one-line alert `RULE`, e.g. 'name=big;comm=rsync;dir=tx;above=5MiB;over=1m' (repeatable; added to --rules)"},
 			&cli.StringFlag{Name: "cpu-profile", Hidden: true, Usage: "debug: write a Go CPU profile of the whole run to `FILE` (go tool pprof)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
-		}, append(retentionFlags(), otlpFlags()...)...),
+		}, append(append(retentionFlags(), otlpFlags()...), k8sFlags()...)...),
 		Action: runDaemon,
 	}
 }
@@ -171,7 +172,8 @@ func runDaemon(c *cli.Context) error {
 	if cg, err := cgroupinfo.New(cgroupinfo.Options{}); err != nil {
 		log.Warn("no cgroup v2: traffic will not be attributed to services and containers", "err", err)
 	} else {
-		cfgCol.Cgroups = cg
+		// Pod cgroups also get their Kubernetes names (internal/k8s).
+		cfgCol.Cgroups = k8s.Cgroups{Inner: cg, K8s: k8sResolver(c, log)}
 	}
 	col := collector.New(cfgCol, tr, st, procinfo.New(""))
 	exp := metrics.New(metrics.Options{Top: c.Int("metrics-top")})
@@ -373,6 +375,7 @@ func observeMetrics(exp *metrics.Exporter, f collector.Flush, capacity int, dbSi
 		if in, ok := f.Cgroups[s.CgroupID]; ok {
 			d.Service = in.Service
 			d.Container = in.ContainerLabel()
+			d.Namespace, d.Pod, d.Workload = in.Namespace, in.Pod, in.Workload()
 		}
 		deltas = append(deltas, d)
 	}

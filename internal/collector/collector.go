@@ -233,8 +233,10 @@ type Collector struct {
 	lostLogged bool
 	lastDrain  time.Time
 	lastDrops  map[string]uint64
-	// cgStored are cgroup ids already written to the store.
-	cgStored map[uint64]bool
+	// cgStored are cgroup ids already written to the store, with the names
+	// written (names learned later, such as a pod's from internal/k8s, are
+	// written again).
+	cgStored map[uint64]cgroupinfo.Info
 
 	mu        sync.Mutex
 	live      map[liveKey]*liveProc
@@ -271,7 +273,7 @@ func New(cfg Config, src Source, sink Sink, procs *procinfo.Resolver) *Collector
 	c := &Collector{
 		cfg: cfg, src: src, sink: sink, procs: procs, log: cfg.Log,
 		lastDrain:   now,
-		cgStored:    map[uint64]bool{},
+		cgStored:    map[uint64]cgroupinfo.Info{},
 		live:        map[liveKey]*liveProc{},
 		userDrops:   map[string]uint64{"db_backlog_overflow": 0},
 		detailBytes: map[string]uint64{DetailLostBytesRemote: 0, DetailLostBytesProcess: 0},
@@ -514,8 +516,16 @@ func (c *Collector) resolveCgroups(ctx context.Context, samples []store.Sample) 
 	}
 	var fresh []cgroupinfo.Info
 	for id, in := range infos {
-		if !c.cgStored[id] {
-			in.ID = id
+		in.ID = id
+		old, ok := c.cgStored[id]
+		if ok && in.PodUID != "" && in.PodUID == old.PodUID && in.Pod == "" && old.Pod != "" {
+			// The pod's names were known and are not now (forgotten
+			// by a bounded cache): keep them.
+			in.Namespace, in.Pod, in.ContainerName = old.Namespace, old.Pod, old.ContainerName
+			in.WorkloadKind, in.WorkloadName = old.WorkloadKind, old.WorkloadName
+			infos[id] = in
+		}
+		if !ok || old != in {
 			fresh = append(fresh, in)
 		}
 	}
@@ -524,7 +534,7 @@ func (c *Collector) resolveCgroups(ctx context.Context, samples []store.Sample) 
 			c.log.Warn("recording cgroup names", "err", err)
 		} else {
 			for _, in := range fresh {
-				c.cgStored[in.ID] = true
+				c.cgStored[in.ID] = in
 			}
 		}
 	}
@@ -565,7 +575,7 @@ func (c *Collector) guard(ctx context.Context) error {
 		c.mu.Lock()
 		c.status.DB.FileEvents++
 		c.mu.Unlock()
-		c.cgStored = map[uint64]bool{} // the file may not have them
+		c.cgStored = map[uint64]cgroupinfo.Info{} // the file may not have them
 		c.log.Error("DATABASE FILE "+strings.ToUpper(ev.What)+" WHILE RUNNING", "db", c.sink.Path(), "action", ev.Msg, "err", err)
 	}
 	if err != nil {
@@ -715,6 +725,7 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		if in, ok := cgs[s.CgroupID]; ok {
 			lp.Service = in.Service
 			lp.Container = in.ContainerLabel()
+			lp.Namespace, lp.Pod, lp.Workload = in.Namespace, in.Pod, in.Workload()
 		}
 		lp.TxBytes += s.TxBytes
 		lp.RxBytes += s.RxBytes

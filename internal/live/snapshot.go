@@ -19,6 +19,11 @@ type ProcRate struct {
 	// "runtime:shortid" ("" when the process is in no container).
 	Service   string `json:"service"`
 	Container string `json:"container"`
+	// Namespace, Pod and Workload ("deployment/web") are the Kubernetes
+	// names of the process's pod (absent outside pods).
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	Workload  string `json:"workload,omitempty"`
 	// NetNS is the network namespace (inode) of its latest socket.
 	NetNS    uint32    `json:"netns"`
 	TxRate   float64   `json:"tx_bytes_per_sec"`

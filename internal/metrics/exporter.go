@@ -2,9 +2,12 @@
 //
 // Bandwidth is exported as one counter family,
 //
-//	bwtracker_bytes_total{exe, service, container, direction, protocol}
+//	bwtracker_bytes_total{exe, service, container, namespace, pod, workload, direction, protocol}
 //
-// labelled by bounded dimensions only. There is deliberately no pid, no
+// labelled by bounded dimensions only. namespace, pod and workload
+// ("deployment/web", see internal/k8s) are the Kubernetes names of the
+// container's pod, empty outside pods; they follow from the container, so
+// they add no label sets of their own. There is deliberately no pid, no
 // process start time and no remote address label: each would create a new
 // time series per process or peer, and a busy host starts thousands of
 // short-lived processes an hour. ebpf_exporter's maintainers refused per-PID
@@ -13,11 +16,13 @@
 //
 // # Label-set cap
 //
-// A label set is (exe, service, container, protocol). Only the top N label
+// A label set is (exe, service, container, namespace, pod, workload,
+// protocol). Only the top N label
 // sets (Options.Top, --metrics-top, default 50) by recent bytes (tx+rx,
 // exponentially decayed with Options.HalfLife) get their own series; the
 // bytes of every other label set are added to the overflow series
-// {exe="other", service="other", container="other"} of the same direction and
+// {exe="other", service="other", container="other", namespace="other",
+// pod="other", workload="other"} of the same direction and
 // protocol. So per (direction, protocol) there are at most N+1 series, and
 // every observed byte is added to exactly one series: sum(increase(...)) over
 // any window equals the bytes observed in it.
@@ -64,7 +69,8 @@ const (
 	DefaultMaxTracked = 10000
 )
 
-// OtherLabel is the exe, service and container value of the overflow series.
+// OtherLabel is the exe, service, container, namespace, pod and workload
+// value of the overflow series.
 const OtherLabel = "other"
 
 // Direction label values.
@@ -74,18 +80,20 @@ const (
 )
 
 // BytesHelp is the HELP text of bwtracker_bytes_total.
-const BytesHelp = "Payload bytes sent (direction=tx) and received (direction=rx) at the socket layer, by executable basename (or comm), systemd service, container and protocol. " +
+const BytesHelp = "Payload bytes sent (direction=tx) and received (direction=rx) at the socket layer, by executable basename (or comm), systemd service, container, Kubernetes namespace, pod and workload (kind/name), and protocol. " +
 	"There are no pid or remote-address labels on purpose: they would create a series per process or peer (ebpf_exporter's maintainers refused per-PID labels for this cardinality reason); use `bwtracker report` or the API for per-process detail. " +
-	"Only the top --metrics-top label sets by recent bytes have their own series; all others are summed into exe=\"other\",service=\"other\",container=\"other\"."
+	"Only the top --metrics-top label sets by recent bytes have their own series; all others are summed into exe=\"other\",service=\"other\",container=\"other\" (and namespace, pod, workload \"other\")."
 
 // Delta is what one process moved in one interval, as the collector hands
 // it over. Exe is the executable path (its basename is the label) and Comm
 // the kernel's task name, used when Exe is unknown. Service and Container
 // are the names the collector chose for the process's cgroup (see
-// internal/cgroupinfo); Protocol is "tcp", "udp", ...
+// internal/cgroupinfo); Namespace, Pod and Workload its pod's Kubernetes
+// names (internal/k8s); Protocol is "tcp", "udp", ...
 type Delta struct {
 	Comm, Exe                    string
 	Service, Container, Protocol string
+	Namespace, Pod, Workload     string
 	TxBytes, RxBytes             uint64
 }
 
@@ -102,6 +110,7 @@ type Options struct {
 
 type key struct {
 	exe, service, container, protocol string
+	namespace, pod, workload          string
 }
 
 // Exporter owns the Prometheus registry of one daemon. Its methods are safe
@@ -152,7 +161,7 @@ func New(opts Options) *Exporter {
 			"Bytes counted without their remote address (detail=\"remote\") or without their process (detail=\"process\") because the kernel maps were full.",
 			[]string{"detail"}, nil),
 		bytesDesc: prometheus.NewDesc("bwtracker_bytes_total", BytesHelp,
-			[]string{"exe", "service", "container", "direction", "protocol"}, nil),
+			[]string{"exe", "service", "container", "namespace", "pod", "workload", "direction", "protocol"}, nil),
 		dropsDesc: prometheus.NewDesc("bwtracker_drops_total",
 			"Events whose bytes were lost, by cause (no_active_map, unattributed_slot, db_backlog_overflow). Anything non-zero means the byte counters are low. A full flows map is not a drop: see bwtracker_detail_lost_events_total.",
 			[]string{"cause"}, nil),
@@ -257,6 +266,9 @@ func (e *Exporter) Observe(now time.Time, deltas []Delta) {
 			service:   Sanitize(d.Service),
 			container: Sanitize(d.Container),
 			protocol:  Sanitize(d.Protocol),
+			namespace: Sanitize(d.Namespace),
+			pod:       Sanitize(d.Pod),
+			workload:  Sanitize(d.Workload),
 		}
 		if k.exe == OtherLabel && k.service == OtherLabel && k.container == OtherLabel {
 			k.exe = OtherLabel + "_" // never collide with the overflow series
@@ -275,6 +287,15 @@ func keyLess(a, b key) bool {
 	}
 	if a.container != b.container {
 		return a.container < b.container
+	}
+	if a.namespace != b.namespace {
+		return a.namespace < b.namespace
+	}
+	if a.pod != b.pod {
+		return a.pod < b.pod
+	}
+	if a.workload != b.workload {
+		return a.workload < b.workload
 	}
 	return a.protocol < b.protocol
 }
@@ -366,16 +387,16 @@ func (c *bytesCollector) Collect(ch chan<- prometheus.Metric) {
 		k := s.Key
 		if s.Tx > 0 {
 			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.Tx),
-				k.exe, k.service, k.container, DirTx, k.protocol)
+				k.exe, k.service, k.container, k.namespace, k.pod, k.workload, DirTx, k.protocol)
 		}
 		if s.Rx > 0 {
 			ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(s.Rx),
-				k.exe, k.service, k.container, DirRx, k.protocol)
+				k.exe, k.service, k.container, k.namespace, k.pod, k.workload, DirRx, k.protocol)
 		}
 	}
 	for _, o := range snap.Other {
 		ch <- prometheus.MustNewConstMetric(e.bytesDesc, prometheus.CounterValue, float64(o.Bytes),
-			OtherLabel, OtherLabel, OtherLabel, o.Dir, o.Protocol)
+			OtherLabel, OtherLabel, OtherLabel, OtherLabel, OtherLabel, OtherLabel, o.Dir, o.Protocol)
 	}
 	e.mu.Lock()
 	for cause, v := range e.drops {

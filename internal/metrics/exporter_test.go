@@ -75,6 +75,8 @@ func TestObserveExactValues(t *testing.T) {
 		{Comm: "nginx", Exe: "/usr/sbin/nginx", Service: "nginx.service", Protocol: "tcp", TxBytes: 5000, RxBytes: 700},
 		{Comm: "dig", Exe: "", Protocol: "udp", TxBytes: 40},
 		{Comm: "app", Exe: "/app/server (deleted)", Container: "docker:3f4e5a6b7c8d", Protocol: "tcp", RxBytes: 9},
+		{Comm: "envoy", Exe: "/usr/local/bin/envoy", Container: "containerd:0123456789ab", Namespace: "shop", Pod: "web-7c5ddbdf54-x7k2p",
+			Workload: "deployment/web", Protocol: "tcp", TxBytes: 4321},
 	})
 	e.Observe(t0.Add(time.Second), []Delta{
 		{Comm: "curl", Exe: "/usr/bin/curl", Protocol: "tcp", TxBytes: 1, RxBytes: 2},
@@ -86,12 +88,13 @@ func TestObserveExactValues(t *testing.T) {
 	defer srv.Close()
 	want := "# HELP bwtracker_bytes_total " + BytesHelp + `
 # TYPE bwtracker_bytes_total counter
-bwtracker_bytes_total{container="",direction="rx",exe="curl",protocol="tcp",service=""} 123459
-bwtracker_bytes_total{container="",direction="tx",exe="curl",protocol="tcp",service=""} 101
-bwtracker_bytes_total{container="",direction="rx",exe="nginx",protocol="tcp",service="nginx.service"} 700
-bwtracker_bytes_total{container="",direction="tx",exe="nginx",protocol="tcp",service="nginx.service"} 5005
-bwtracker_bytes_total{container="",direction="tx",exe="dig",protocol="udp",service=""} 40
-bwtracker_bytes_total{container="docker:3f4e5a6b7c8d",direction="rx",exe="server",protocol="tcp",service=""} 9
+bwtracker_bytes_total{container="",direction="rx",exe="curl",namespace="",pod="",protocol="tcp",service="",workload=""} 123459
+bwtracker_bytes_total{container="",direction="tx",exe="curl",namespace="",pod="",protocol="tcp",service="",workload=""} 101
+bwtracker_bytes_total{container="",direction="rx",exe="nginx",namespace="",pod="",protocol="tcp",service="nginx.service",workload=""} 700
+bwtracker_bytes_total{container="",direction="tx",exe="nginx",namespace="",pod="",protocol="tcp",service="nginx.service",workload=""} 5005
+bwtracker_bytes_total{container="",direction="tx",exe="dig",namespace="",pod="",protocol="udp",service="",workload=""} 40
+bwtracker_bytes_total{container="docker:3f4e5a6b7c8d",direction="rx",exe="server",namespace="",pod="",protocol="tcp",service="",workload=""} 9
+bwtracker_bytes_total{container="containerd:0123456789ab",direction="tx",exe="envoy",namespace="shop",pod="web-7c5ddbdf54-x7k2p",protocol="tcp",service="",workload="deployment/web"} 4321
 `
 	if err := testutil.ScrapeAndCompare(srv.URL, strings.NewReader(want), "bwtracker_bytes_total"); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,12 @@
 //	                         only when there is one
 //	  container.id           full container id (64 hex digits), only inside a container
 //	  k8s.pod.uid            the pod's UID, only inside a Kubernetes pod
+//	  k8s.namespace.name     the pod's namespace, name and the container's name, when
+//	  k8s.pod.name           internal/k8s found them on the node
+//	  k8s.container.name
+//	  k8s.<kind>.name        the pod's workload by kind: k8s.deployment.name, k8s.statefulset.name,
+//	                         k8s.daemonset.name, k8s.replicaset.name, k8s.job.name, k8s.cronjob.name;
+//	                         none when the pod name does not tell the kind (k8s.WorkloadFromPodName)
 //
 // Values are payload bytes at the socket layer, exactly what bwtracker's
 // store and /metrics count (see DESIGN.md's accounting rules). The resource
@@ -31,7 +37,8 @@
 // # Cardinality
 //
 // A group is (executable path and name, service, container id, pod UID,
-// protocol). The same rule as /metrics bounds it, through the same code
+// protocol; the Kubernetes names follow from the container and add no
+// groups). The same rule as /metrics bounds it, through the same code
 // (metrics.Cap): only the top Options.Top groups by recent bytes (default
 // 50) get their own data points; all other groups' bytes are summed into
 // process.executable.name="other" with only network.io.direction and
@@ -127,12 +134,15 @@ const OtherName = metrics.OtherLabel
 // Delta is what one process moved in one interval, as the collector hands it
 // over. Exe is the executable path, Comm the kernel's task name (used when
 // Exe is unknown); Service, ContainerID and PodUID come from the process's
-// cgroup (internal/cgroupinfo).
+// cgroup (internal/cgroupinfo), and Namespace, Pod, ContainerName,
+// WorkloadKind and WorkloadName from its pod (internal/k8s).
 type Delta struct {
-	Comm, Exe                    string
-	Service, ContainerID, PodUID string
-	Protocol                     string
-	TxBytes, RxBytes             uint64
+	Comm, Exe                     string
+	Service, ContainerID, PodUID  string
+	Namespace, Pod, ContainerName string
+	WorkloadKind, WorkloadName    string
+	Protocol                      string
+	TxBytes, RxBytes              uint64
 }
 
 // Options configure an Exporter.
@@ -189,12 +199,14 @@ type Status struct {
 
 // group is the Cap key: one exported process group.
 type group struct {
-	name, path, service, container, pod, protocol string
+	name, path, service, container, pod, protocol   string
+	namespace, podName, containerName, wkind, wname string
 }
 
 func groupLess(a, b group) bool {
 	for _, p := range [][2]string{{a.name, b.name}, {a.path, b.path}, {a.service, b.service},
-		{a.container, b.container}, {a.pod, b.pod}, {a.protocol, b.protocol}} {
+		{a.container, b.container}, {a.pod, b.pod}, {a.protocol, b.protocol},
+		{a.namespace, b.namespace}, {a.podName, b.podName}, {a.containerName, b.containerName}, {a.wkind, b.wkind}, {a.wname, b.wname}} {
 		if p[0] != p[1] {
 			return p[0] < p[1]
 		}
@@ -422,6 +434,12 @@ func (e *Exporter) Observe(now time.Time, deltas []Delta) {
 			container: metrics.Sanitize(d.ContainerID),
 			pod:       metrics.Sanitize(d.PodUID),
 			protocol:  metrics.Sanitize(d.Protocol),
+
+			namespace:     metrics.Sanitize(d.Namespace),
+			podName:       metrics.Sanitize(d.Pod),
+			containerName: metrics.Sanitize(d.ContainerName),
+			wkind:         d.WorkloadKind,
+			wname:         metrics.Sanitize(d.WorkloadName),
 		}
 		if b := path.Base(exe); exe != "" && b != "." && b != "/" {
 			g.path = metrics.Sanitize(exe)
@@ -461,6 +479,7 @@ func (e *Exporter) observeAll(o metric.Observer, inst metric.Int64Observable) {
 		if g.pod != "" {
 			kv = append(kv, semconv.K8SPodUID(g.pod))
 		}
+		kv = appendK8s(kv, g)
 		emit(s.Tx, append(kv, semconv.NetworkIODirectionTransmit))
 		emit(s.Rx, append(kv[:len(kv):len(kv)], semconv.NetworkIODirectionReceive))
 	}
@@ -472,6 +491,37 @@ func (e *Exporter) observeAll(o metric.Observer, inst metric.Int64Observable) {
 		emit(s.Bytes, []attribute.KeyValue{semconv.ProcessExecutableName(OtherName),
 			semconv.NetworkTransportKey.String(s.Protocol), dir})
 	}
+}
+
+// appendK8s adds the Kubernetes names of g's pod.
+func appendK8s(kv []attribute.KeyValue, g group) []attribute.KeyValue {
+	if g.namespace != "" {
+		kv = append(kv, semconv.K8SNamespaceName(g.namespace))
+	}
+	if g.podName != "" {
+		kv = append(kv, semconv.K8SPodName(g.podName))
+	}
+	if g.containerName != "" {
+		kv = append(kv, semconv.K8SContainerName(g.containerName))
+	}
+	if g.wname == "" {
+		return kv
+	}
+	switch g.wkind {
+	case "deployment":
+		kv = append(kv, semconv.K8SDeploymentName(g.wname))
+	case "statefulset":
+		kv = append(kv, semconv.K8SStatefulSetName(g.wname))
+	case "daemonset":
+		kv = append(kv, semconv.K8SDaemonSetName(g.wname))
+	case "replicaset":
+		kv = append(kv, semconv.K8SReplicaSetName(g.wname))
+	case "job":
+		kv = append(kv, semconv.K8SJobName(g.wname))
+	case "cronjob":
+		kv = append(kv, semconv.K8SCronJobName(g.wname))
+	}
+	return kv
 }
 
 // Run collects a batch every Interval and delivers the backlog until ctx is

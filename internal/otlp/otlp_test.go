@@ -60,7 +60,8 @@ func waitFor(t *testing.T, what func() string, cond func() bool) {
 func key(p otlptest.Point) string {
 	var b strings.Builder
 	for _, k := range []string{"process.executable.name", "process.executable.path", "service.name",
-		"container.id", "k8s.pod.uid", "network.transport", "network.io.direction"} {
+		"container.id", "k8s.pod.uid", "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "k8s.deployment.name",
+		"network.transport", "network.io.direction"} {
 		if v, ok := p.Attrs[k]; ok {
 			fmt.Fprintf(&b, "%s=%s,", k, v)
 		}
@@ -80,7 +81,8 @@ const ctrID = "3f4e5a6b7c8d9e0f3f4e5a6b7c8d9e0f3f4e5a6b7c8d9e0f3f4e5a6b7c8d9e0f"
 
 var sample = []Delta{
 	{Comm: "curl", Exe: "/usr/bin/curl", Service: "backup.service", Protocol: "tcp", TxBytes: 1000, RxBytes: 200},
-	{Comm: "nginx", Exe: "/usr/sbin/nginx", ContainerID: ctrID, PodUID: "0c2b7a53-1d4e-4f55-9a61-1a2b3c4d5e6f", Protocol: "tcp", TxBytes: 5000},
+	{Comm: "nginx", Exe: "/usr/sbin/nginx", ContainerID: ctrID, PodUID: "0c2b7a53-1d4e-4f55-9a61-1a2b3c4d5e6f",
+		Namespace: "shop", Pod: "web-7c5ddbdf54-x7k2p", ContainerName: "nginx", WorkloadKind: "deployment", WorkloadName: "web", Protocol: "tcp", TxBytes: 5000},
 	{Comm: "dig", Protocol: "udp", TxBytes: 40, RxBytes: 120},
 }
 
@@ -100,11 +102,11 @@ func TestHTTPExportToCollectorReceiver(t *testing.T) {
 	e.Observe(time.Unix(101, 0), []Delta{{Comm: "curl", Exe: "/usr/bin/curl", Service: "backup.service", Protocol: "tcp", TxBytes: 24}})
 	stop := run(t, e)
 	want := map[string]int64{
-		"process.executable.name=curl,process.executable.path=/usr/bin/curl,service.name=backup.service,network.transport=tcp,network.io.direction=transmit,":                                                    1024,
-		"process.executable.name=curl,process.executable.path=/usr/bin/curl,service.name=backup.service,network.transport=tcp,network.io.direction=receive,":                                                     200,
-		"process.executable.name=nginx,process.executable.path=/usr/sbin/nginx,container.id=" + ctrID + ",k8s.pod.uid=0c2b7a53-1d4e-4f55-9a61-1a2b3c4d5e6f,network.transport=tcp,network.io.direction=transmit,": 5000,
-		"process.executable.name=dig,network.transport=udp,network.io.direction=transmit,":                                                                                                                       40,
-		"process.executable.name=dig,network.transport=udp,network.io.direction=receive,":                                                                                                                        120,
+		"process.executable.name=curl,process.executable.path=/usr/bin/curl,service.name=backup.service,network.transport=tcp,network.io.direction=transmit,":                                                                                                                                                               1024,
+		"process.executable.name=curl,process.executable.path=/usr/bin/curl,service.name=backup.service,network.transport=tcp,network.io.direction=receive,":                                                                                                                                                                200,
+		"process.executable.name=nginx,process.executable.path=/usr/sbin/nginx,container.id=" + ctrID + ",k8s.pod.uid=0c2b7a53-1d4e-4f55-9a61-1a2b3c4d5e6f,k8s.namespace.name=shop,k8s.pod.name=web-7c5ddbdf54-x7k2p,k8s.container.name=nginx,k8s.deployment.name=web,network.transport=tcp,network.io.direction=transmit,": 5000,
+		"process.executable.name=dig,network.transport=udp,network.io.direction=transmit,":                                                                                                                                                                                                                                  40,
+		"process.executable.name=dig,network.transport=udp,network.io.direction=receive,":                                                                                                                                                                                                                                   120,
 	}
 	waitFor(t, func() string { return fmt.Sprintf("%v", lastValues(rc.Last())) },
 		func() bool { return len(rc.Last()) == len(want) })

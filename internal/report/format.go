@@ -57,6 +57,12 @@ func dimColumns(dim string) []column {
 		return []column{{"service", "SERVICE", func(r store.Row) any { return r.Service }, func(r store.Row) string { return orDash(r.Service) }}}
 	case store.DimContainer:
 		return []column{{"container", "CONTAINER", func(r store.Row) any { return r.Container }, func(r store.Row) string { return orDash(r.Container) }}}
+	case store.DimNamespace:
+		return []column{{"namespace", "NAMESPACE", func(r store.Row) any { return r.Namespace }, func(r store.Row) string { return orDash(r.Namespace) }}}
+	case store.DimPod:
+		return []column{{"pod", "POD", func(r store.Row) any { return r.Pod }, func(r store.Row) string { return orDash(r.Pod) }}}
+	case store.DimWorkload:
+		return []column{{"workload", "WORKLOAD", func(r store.Row) any { return r.Workload }, func(r store.Row) string { return orDash(r.Workload) }}}
 	case store.DimExe:
 		return []column{{"exe", "EXE", func(r store.Row) any { return r.Exe }, func(r store.Row) string {
 			if r.Exe == "" {

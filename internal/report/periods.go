@@ -164,6 +164,12 @@ func topLabel(by []string, r store.Row, names map[string]string) string {
 			parts = append(parts, orUnknown(r.Service))
 		case store.DimContainer:
 			parts = append(parts, orUnknown(r.Container))
+		case store.DimNamespace:
+			parts = append(parts, orUnknown(r.Namespace))
+		case store.DimPod:
+			parts = append(parts, orUnknown(r.Pod))
+		case store.DimWorkload:
+			parts = append(parts, orUnknown(r.Workload))
 		}
 	}
 	return strings.Join(parts, " ")

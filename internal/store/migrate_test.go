@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 )
 
 // v1DDL is the schema 1 layout as GORM and tiers.go created it.
@@ -47,6 +49,8 @@ func TestMigrateSchema1(t *testing.T) {
 			`, proc_id, remote_ip, protocol, cgroup_id, sum(tx_bytes), sum(rx_bytes), sum(tx_calls), sum(rx_calls) FROM samples WHERE id <= 3 GROUP BY 1, 2, 3, 4, 5;`
 	}
 	ddl += `INSERT INTO meta VALUES ('schema_version', '1'), ('rollup.raw_id', '3');`
+	// A cgroup named before the Kubernetes columns existed.
+	ddl += `INSERT INTO cgroups (id, path, service, seen_ms) VALUES (77, '/system.slice/a.service', 'a.service', 1);`
 	for _, q := range strings.Split(strings.TrimSuffix(ddl, ";"), ";") {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
@@ -93,6 +97,26 @@ func TestMigrateSchema1(t *testing.T) {
 		}
 	}
 	check("converted")
+	// The cgroups table got the Kubernetes columns; the old row keeps its
+	// names and has none of the new ones; a new row has them.
+	var kcols int
+	st.sql.QueryRow("SELECT count(*) FROM pragma_table_info('cgroups') WHERE name IN ('namespace', 'pod', 'container_name', 'workload')").Scan(&kcols)
+	if kcols != 4 {
+		t.Fatalf("cgroups has %d of the 4 Kubernetes columns", kcols)
+	}
+	if err := st.PutCgroups(ctx, []cgroupinfo.Info{{ID: 78, Path: "/kubepods/pod1", PodUID: "6e7c1b8a-2f3d-4c5e-9a0b-1c2d3e4f5a6b",
+		Namespace: "shop", Pod: "web-0", ContainerName: "app", WorkloadKind: "statefulset", WorkloadName: "web"}}); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[int]string{77: "a.service    ", 78: " shop web-0 app statefulset/web"} {
+		var svc, ns, pod, cn, wl string
+		if err := st.sql.QueryRow("SELECT service, namespace, pod, container_name, workload FROM cgroups WHERE id = ?", id).Scan(&svc, &ns, &pod, &cn, &wl); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join([]string{svc, ns, pod, cn, wl}, " "); got != want {
+			t.Errorf("cgroup %d: %q, want %q", id, got, want)
+		}
+	}
 	var flushes int
 	st.sql.QueryRow("SELECT count(*) FROM flushes").Scan(&flushes)
 	if flushes != 3 {

@@ -141,5 +141,14 @@ func rowLess(a, b Row) bool {
 	if a.NetNS != b.NetNS {
 		return a.NetNS < b.NetNS
 	}
-	return a.Container < b.Container
+	if a.Container != b.Container {
+		return a.Container < b.Container
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	if a.Pod != b.Pod {
+		return a.Pod < b.Pod
+	}
+	return a.Workload < b.Workload
 }

@@ -27,6 +27,12 @@ const (
 	// namespaces; 0 in rows written before schema 3.
 	DimPort  = "port"
 	DimNetNS = "netns"
+	// DimNamespace, DimPod and DimWorkload are the Kubernetes names of the
+	// cgroup's pod (internal/k8s): namespace, pod name, and the
+	// controller as "kind/name" ("deployment/web"); "" outside pods.
+	DimNamespace = "namespace"
+	DimPod       = "pod"
+	DimWorkload  = "workload"
 )
 
 // Dimensions lists the valid --by values, sorted.
@@ -65,7 +71,7 @@ func ValidateDims(by []string) ([]string, error) {
 	return out, nil
 }
 
-var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimRemote, DimPort, DimProtocol, DimNetNS}
+var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimNamespace, DimPod, DimWorkload, DimRemote, DimPort, DimProtocol, DimNetNS}
 
 // Query selects a time window and a grouping.
 type Query struct {
@@ -83,6 +89,10 @@ type Query struct {
 	// namespaces have 0 and so match no Port/NetNS filter.
 	Port  uint16
 	NetNS uint32
+	// Namespace and Pod filter on the pod's Kubernetes names (Pod also
+	// matches the pod UID).
+	Namespace string
+	Pod       string
 }
 
 // Row is one group of a Query's result. Only the fields of the query's
@@ -100,6 +110,9 @@ type Row struct {
 	// RemotePort and NetNS: see DimPort and DimNetNS.
 	RemotePort uint16
 	NetNS      uint32
+	Namespace  string
+	Pod        string
+	Workload   string
 	TxBytes    uint64
 	RxBytes    uint64
 	TxCalls    uint64

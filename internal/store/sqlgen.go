@@ -80,6 +80,9 @@ var dimensions = map[string]dimension{
 	DimContainer: {group: "coalesce(c.container, '')", sel: "coalesce(c.container, '')"},
 	DimPort:      {group: "s.remote_port", sel: "s.remote_port"},
 	DimNetNS:     {group: "s.netns", sel: "s.netns"},
+	DimNamespace: {group: "coalesce(c.namespace, '')", sel: "coalesce(c.namespace, '')"},
+	DimPod:       {group: "coalesce(c.pod, '')", sel: "coalesce(c.pod, '')"},
+	DimWorkload:  {group: "coalesce(c.workload, '')", sel: "coalesce(c.workload, '')"},
 }
 
 // procFilter is the PID/Comm condition on a segment's proc_id and the
@@ -130,7 +133,8 @@ func (st tierState) source(q Query, edges []int64, maxTier int) (union, cgroupWh
 	return union, cgroupWhere, append(args, cargs...), true
 }
 
-// cgroupFilter is the Service/Container condition on the joined cgroups c.
+// cgroupFilter is the Service/Container/Namespace/Pod condition on the
+// joined cgroups c.
 func (q Query) cgroupFilter() (string, []any) {
 	var conds []string
 	var args []any
@@ -141,6 +145,14 @@ func (q Query) cgroupFilter() (string, []any) {
 	if q.Container != "" {
 		conds = append(conds, "(coalesce(c.container, '') = ? OR coalesce(c.container_id, '') = ?)")
 		args = append(args, q.Container, q.Container)
+	}
+	if q.Namespace != "" {
+		conds = append(conds, "coalesce(c.namespace, '') = ?")
+		args = append(args, q.Namespace)
+	}
+	if q.Pod != "" {
+		conds = append(conds, "(coalesce(c.pod, '') = ? OR coalesce(c.pod_uid, '') = ?)")
+		args = append(args, q.Pod, q.Pod)
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -182,6 +194,12 @@ func scanDest(by []string, r *Row) []any {
 			dest = append(dest, &r.RemotePort)
 		case DimNetNS:
 			dest = append(dest, &r.NetNS)
+		case DimNamespace:
+			dest = append(dest, &r.Namespace)
+		case DimPod:
+			dest = append(dest, &r.Pod)
+		case DimWorkload:
+			dest = append(dest, &r.Workload)
 		}
 	}
 	return dest
