@@ -28,6 +28,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/bwtracker/bwtracker/internal/k8s"
 	"github.com/bwtracker/bwtracker/internal/metrics"
 )
 
@@ -454,6 +455,10 @@ func TestKubernetesManifestStructure(t *testing.T) {
 	}{
 		{"cgroup", "/sys/fs/cgroup", "/sys/fs/cgroup", true},
 		{"btf", "/sys/kernel/btf", "/sys/kernel/btf", true},
+		// Kubernetes names (internal/k8s), at the paths its flags default to.
+		{"pod-logs", k8s.DefaultPodLogRoot, k8s.DefaultPodLogRoot, true},
+		{"container-logs", k8s.DefaultContainerLogRoot, k8s.DefaultContainerLogRoot, true},
+		{"kubelet-pods", k8s.DefaultKubeletRoot + "/pods", k8s.DefaultKubeletRoot + "/pods", true},
 		{"db", "/var/lib/bwtracker", "/var/lib/bwtracker", false},
 		{"auth", "secret:bwtracker-auth", "/etc/bwtracker/auth", true},
 	} {

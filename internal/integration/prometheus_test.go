@@ -294,7 +294,14 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", promDaemonPort)
-	d := startDaemon(t, "200ms", "--listen", listen, "--auth-token-file", tokFile)
+	// The receiver runs in a pod of a fake Kubernetes node (k8s_test.go),
+	// so the fleet guide's namespace/workload queries have data.
+	node := filepath.Join(tmp, "node")
+	pod := fakePod{ns: "bwtprom", name: "sink-7c5ddbdf54-x7k2p", uid: randUID(), container: "sink", id: randHex(32), workload: "deployment/sink"}
+	pod.layout(t, node)
+	d := startDaemon(t, "200ms", "--listen", listen, "--auth-token-file", tokFile,
+		"--kubelet-root", filepath.Join(node, "kubelet"), "--pod-log-root", filepath.Join(node, "pods"),
+		"--container-log-root", filepath.Join(node, "containers"))
 	defer d.stop()
 
 	// Without the token /metrics refuses: Prometheus must be sending it.
@@ -307,18 +314,17 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Cgroups: a service for the sender, a docker scope for the receiver.
+	// Cgroups: a service for the sender, the pod's container (cgroupfs
+	// driver) for the receiver.
 	slice := filepath.Join(root, "bwtprom.slice")
 	svcName := "bwtprom-" + tag + ".service"
 	svcDir := filepath.Join(slice, svcName)
-	cid := randHex(32)
-	ctrDir := filepath.Join(slice, "docker-"+cid+".scope")
-	for _, dir := range []string{svcDir, ctrDir} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(svcDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(svcDir); os.Remove(ctrDir); os.Remove(slice) })
+	t.Cleanup(func() { os.Remove(svcDir); os.Remove(slice) })
+	cid := pod.id
+	ctrDir := makeCgroup(t, root, pod.cgroupPath())
 
 	// Prometheus from the shipped example configuration.
 	cfgPath := writePromConfig(t, tmp, listen, tokFile)
@@ -395,7 +401,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	api.waitValue("bytes sent by "+rxName, fmt.Sprintf(`sum(bwtracker_bytes_total{exe=%q,direction="tx"})`, rxName), 15*time.Second, exact(got.TX))
 	t.Logf("Prometheus has exactly %d bytes %s -> %s and %d back", sent.TX, txName, rxName, got.TX)
 
-	// Labels: the service and the container, protocol tcp.
+	// Labels: the service, and the container and pod, protocol tcp.
 	v, err := api.query(fmt.Sprintf(`bwtracker_bytes_total{exe=~%q}`, txName+"|"+rxName))
 	if err != nil {
 		t.Fatal(err)
@@ -405,8 +411,13 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		if m["exe"] == txName && (m["service"] != svcName || m["container"] != "" || m["protocol"] != "tcp") {
 			t.Errorf("sender series labels %v: want service=%s, no container, protocol=tcp", m, svcName)
 		}
-		if m["exe"] == rxName && (m["container"] != "docker:"+cid[:12] || m["service"] != "" || m["protocol"] != "tcp") {
-			t.Errorf("receiver series labels %v: want container=docker:%s, no service, protocol=tcp", m, cid[:12])
+		if m["exe"] == txName && (m["namespace"] != "" || m["pod"] != "" || m["workload"] != "") {
+			t.Errorf("sender series labels %v: want no namespace, pod or workload", m)
+		}
+		if m["exe"] == rxName && (m["container"] != "kubernetes:"+cid[:12] || m["service"] != "" || m["protocol"] != "tcp" ||
+			m["namespace"] != pod.ns || m["pod"] != pod.name || m["workload"] != pod.workload) {
+			t.Errorf("receiver series labels %v: want container=kubernetes:%s, namespace=%s, pod=%s, workload=%s, no service, protocol=tcp",
+				m, cid[:12], pod.ns, pod.name, pod.workload)
 		}
 	}
 
