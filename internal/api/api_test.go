@@ -127,6 +127,13 @@ func TestBadQueries(t *testing.T) {
 		{"/api/remotes?by=process", "by"},
 		{"/api/remotes?pid=-1", "pid"},
 		{"/api/summary?since=1m&pid=3", "pid"},
+		{"/api/periods?period=week", "period"},
+		{"/api/periods?tz=Mars/Olympus", "tz"},
+		{"/api/periods?tz=../../etc/passwd", "tz"},
+		{"/api/periods?top=21", "top"},
+		{"/api/periods?since=2y", "period=month"},
+		{"/api/periods?pid=1", "pid"},
+		{"/api/processes?remote=a%01b", "remote"},
 		{"/api/processes?service=a%01b", "service"},
 		{"/api/processes?namespace=a%01b", "namespace"},
 		{"/api/history?pod=a%7fb", "pod"},
@@ -155,6 +162,7 @@ func TestBadQueries(t *testing.T) {
 		"/api/history?since=2025-06-01", "/api/history?since=1.5h", "/api/history?since=1d12h", "/api/history?since=2w", "/api/history?since=yesterday", "/api/history?since=1y&step=1d", "/api/history?since=2025-06-01%2010:00",
 		"/api/history?since=", "/api/processes?top=1000", "/api/remotes?by=remote,protocol", "/api/current?top=1&sort=pid",
 		"/api/history?comm=curl&pid=4242", "/api/summary?since=30m&top=2",
+		"/api/periods", "/api/periods?period=month&tz=Asia/Kolkata", "/api/processes?remote=198.18",
 	} {
 		if rec := e.do(t, "GET", target); rec.Code != 200 {
 			t.Errorf("%s: status %d: %s", target, rec.Code, rec.Body)

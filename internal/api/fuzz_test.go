@@ -102,6 +102,7 @@ func FuzzParseLists(f *testing.F) {
 			func() (window, int, error) { q, err := parseProcesses(v, t0); return q.window, q.Top, err },
 			func() (window, int, error) { q, err := parseRemotes(v, t0); return q.window, q.Top, err },
 			func() (window, int, error) { q, err := parseSummary(v, t0); return q.window, 0, err },
+			func() (window, int, error) { q, err := parsePeriods(v, t0); return q.window, q.Top, err },
 		} {
 			w, top, err := parse()
 			checkErr(t, raw, err)
@@ -123,7 +124,7 @@ func FuzzHandlers(f *testing.F) {
 		f.Add(s)
 	}
 	e := newEnv(f, Config{})
-	paths := []string{"/api/current", "/api/history", "/api/processes", "/api/remotes", "/api/summary", "/api/status", "/healthz"}
+	paths := []string{"/api/current", "/api/history", "/api/processes", "/api/remotes", "/api/summary", "/api/periods", "/api/status", "/healthz"}
 	f.Fuzz(func(t *testing.T, raw string) {
 		if strings.ContainsAny(raw, " #\r\n\t") || !validQuery(raw) {
 			return // not something a client can put on a request line

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/api/wire"
 	"github.com/bwtracker/bwtracker/internal/live"
+	"github.com/bwtracker/bwtracker/internal/report"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
 
@@ -31,6 +32,9 @@ type (
 	RemoteTotal       = wire.RemoteTotal
 	RemotesResponse   = wire.RemotesResponse
 	SummaryResponse   = wire.SummaryResponse
+	PeriodRow         = wire.PeriodRow
+	PeriodGroup       = wire.PeriodGroup
+	PeriodsResponse   = wire.PeriodsResponse
 	StatusResponse    = wire.StatusResponse
 )
 
@@ -277,7 +281,59 @@ func (s *server) history(ctx context.Context, q historyQuery) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return denseHistory(q, pts), nil
+	out := denseHistory(q, pts)
+	if rl, ok := s.q.(runLister); ok {
+		runs, err := rl.Runs(ctx, q.Since, q.Until)
+		if err != nil {
+			return nil, err
+		}
+		out.Gaps = gaps(runs, q.window, s.now())
+	}
+	return out, nil
+}
+
+// runSlack is how long after its last mark a run counts as alive: a
+// daemon marks every store.RunHeartbeat, so a live one is never further
+// behind, and one killed without a clean stop ended at most that late.
+const runSlack = store.RunHeartbeat + 5*time.Second
+
+// gaps are the stretches of w no run covers, from the first run's start
+// on (before it the database does not know: an older daemon wrote it).
+// A run covers [Started, Alive+runSlack], but not beyond now.
+func gaps(runs []store.Run, w window, now time.Time) []wire.Gap {
+	if len(runs) == 0 {
+		return nil
+	}
+	var out []wire.Gap
+	add := func(a, b time.Time) {
+		a, b = maxTime(a, w.Since), minTime(b, w.Until)
+		if a.Before(b) {
+			out = append(out, wire.Gap{Since: a.UTC(), Until: b.UTC()})
+		}
+	}
+	covered := runs[0].Started // covered up to here
+	for _, r := range runs {
+		if r.Started.After(covered) {
+			add(covered, r.Started)
+		}
+		covered = maxTime(covered, minTime(r.Alive.Add(runSlack), maxTime(now, r.Alive)))
+	}
+	add(covered, w.Until)
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func denseHistory(q historyQuery, pts []store.Point) HistoryResponse {
@@ -317,7 +373,13 @@ type procID struct {
 }
 
 func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
-	rows, err := s.q.Totals(ctx, q.query(q.Top+1, store.DimProcess))
+	var rows []store.Row
+	var err error
+	if q.Remote != "" {
+		rows, err = s.processesByRemote(ctx, q)
+	} else {
+		rows, err = s.q.Totals(ctx, q.query(q.Top+1, store.DimProcess))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -345,6 +407,124 @@ func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
 				out.Processes[i].Remotes++
 			}
 		}
+	}
+	return out, nil
+}
+
+// processesByRemote lists (up to q.Top+1) the processes that talked to a
+// remote whose address contains q.Remote, case-insensitively.
+func (s *server) processesByRemote(ctx context.Context, q processesQuery) ([]store.Row, error) {
+	rr, err := s.q.Totals(ctx, q.query(0, store.DimProcess, store.DimRemote))
+	if err != nil {
+		return nil, err
+	}
+	needle := strings.ToLower(q.Remote)
+	match := map[procID]bool{}
+	for _, r := range rr {
+		if r.RemoteIP != "" && strings.Contains(strings.ToLower(r.RemoteIP), needle) {
+			match[procID{r.PID, r.StartNS, r.Comm}] = true
+		}
+	}
+	if len(match) == 0 {
+		return nil, nil
+	}
+	all, err := s.q.Totals(ctx, q.query(0, store.DimProcess))
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Row
+	for _, r := range all {
+		if match[procID{r.PID, r.StartNS, r.Comm}] {
+			out = append(out, r)
+			if len(out) > q.Top {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// --- /api/periods -----------------------------------------------------------
+
+// periodGroup is what /api/periods groups by and how a row is named:
+// the executable's base name (the app rule is the apps room's; this is
+// the stand-in until the store has an app dimension).
+func periodGroup() (string, func(store.Row) string) {
+	return "exe", func(r store.Row) string {
+		if r.Exe == "" {
+			return "(unknown)"
+		}
+		b := strings.TrimSuffix(r.Exe, " (deleted)")
+		if i := strings.LastIndexByte(b, '/'); i >= 0 && i < len(b)-1 {
+			b = b[i+1:]
+		}
+		return b
+	}
+}
+
+func (s *server) periods(ctx context.Context, q periodsQuery) (any, error) {
+	edges, err := report.PeriodEdges(q.Period, q.Since.In(q.Loc), q.Until.In(q.Loc))
+	if err != nil {
+		return nil, err
+	}
+	by, name := periodGroup()
+	out := PeriodsResponse{Period: q.Period, TZ: q.Loc.String(), By: by, Groups: []string{}, Periods: make([]PeriodRow, 0, len(edges)-1)}
+	sums := map[string]uint64{}
+	per := make([]map[string]*PeriodGroup, len(edges)-1)
+	for i := range per {
+		f := q.filter
+		f.Since, f.Until = edges[i], edges[i+1]
+		rows, err := s.q.Totals(ctx, f.query(0, by))
+		if err != nil {
+			return nil, err
+		}
+		per[i] = map[string]*PeriodGroup{}
+		for _, r := range rows {
+			n := name(r)
+			g := per[i][n]
+			if g == nil {
+				g = &PeriodGroup{Name: n}
+				per[i][n] = g
+			}
+			g.TxBytes += r.TxBytes
+			g.RxBytes += r.RxBytes
+			sums[n] += r.Total()
+		}
+	}
+	for n := range sums {
+		out.Groups = append(out.Groups, n)
+	}
+	slices.SortFunc(out.Groups, func(a, b string) int {
+		if sums[a] != sums[b] {
+			return cmpDesc(float64(sums[a]), float64(sums[b]))
+		}
+		return strings.Compare(a, b)
+	})
+	if len(out.Groups) > q.Top {
+		out.Groups = out.Groups[:q.Top]
+	}
+	for i := range per {
+		row := PeriodRow{Start: edges[i], End: edges[i+1], Groups: []PeriodGroup{}}
+		other := PeriodGroup{Name: "other"}
+		for _, g := range per[i] {
+			row.TxBytes += g.TxBytes
+			row.RxBytes += g.RxBytes
+		}
+		for _, n := range out.Groups {
+			if g := per[i][n]; g != nil {
+				row.Groups = append(row.Groups, *g)
+			}
+		}
+		for n, g := range per[i] {
+			if !slices.Contains(out.Groups, n) {
+				other.TxBytes += g.TxBytes
+				other.RxBytes += g.RxBytes
+			}
+		}
+		if other.TxBytes+other.RxBytes > 0 {
+			row.Groups = append(row.Groups, other)
+		}
+		out.Periods = append(out.Periods, row)
 	}
 	return out, nil
 }

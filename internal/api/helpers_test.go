@@ -202,6 +202,7 @@ func decode[T any](t testing.TB, rec *httptest.ResponseRecorder) T {
 // The real store satisfies the API's interfaces (cli/run.go checks the
 // collector: this package stays cgo-free).
 var (
-	_ Querier = (*store.Store)(nil)
-	_ sizer   = (*store.Store)(nil)
+	_ Querier   = (*store.Store)(nil)
+	_ sizer     = (*store.Store)(nil)
+	_ runLister = (*store.Store)(nil)
 )

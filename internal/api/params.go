@@ -372,16 +372,89 @@ func parseHistory(v url.Values, now time.Time) (historyQuery, error) {
 type processesQuery struct {
 	filter
 	Top int
+	// Remote keeps the processes that talked to a remote whose address
+	// contains it (case-insensitive): the dashboard's filter box.
+	Remote string
 }
 
 func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
-	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top")...)
+	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top", "remote")...)
 	q := processesQuery{filter: f}
 	if err != nil {
 		return q, err
 	}
-	q.Top, err = parseTop(p, DefaultTop)
+	if q.Top, err = parseTop(p, DefaultTop); err != nil {
+		return q, err
+	}
+	q.Remote, err = parseText(p, "remote", "an address or a part of one")
 	return q, err
+}
+
+// parseText reads a free-text parameter (trimmed, valid UTF-8, no control
+// characters).
+func parseText(p params, k, want string) (string, error) {
+	s := p.get(k)
+	if s != "" && (!utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })) {
+		return "", badParam(k, "%s: want %s, without control characters", quote(s), want)
+	}
+	return s, nil
+}
+
+// MaxPeriodTop bounds the groups of /api/periods.
+const MaxPeriodTop = 20
+
+type periodsQuery struct {
+	filter
+	Period string // "day" or "month"
+	Loc    *time.Location
+	Top    int
+}
+
+// parsePeriods reads /api/periods: period=day (default, last 30 days) or
+// month (last 12 months), tz=IANA zone (default UTC: the browser sends
+// its own), top=groups (default 8).
+func parsePeriods(v url.Values, now time.Time) (periodsQuery, error) {
+	var q periodsQuery
+	pre, err := newParams(v, "since", "until", "service", "container", "period", "tz", "top")
+	if err != nil {
+		return q, err
+	}
+	q.Period = pre.get("period")
+	def := 30 * 24 * time.Hour
+	switch q.Period {
+	case "", "day":
+		q.Period = "day"
+	case "month":
+		def = 365 * 24 * time.Hour
+	default:
+		return q, badParam("period", "%s: valid are day, month", quote(q.Period))
+	}
+	q.Loc = time.UTC
+	if tz := pre.get("tz"); tz != "" {
+		loc, err := time.LoadLocation(tz)
+		if err != nil || strings.HasPrefix(tz, "/") || strings.Contains(tz, "..") {
+			return q, badParam("tz", "%s: want an IANA time zone name such as Europe/Berlin or UTC", quote(tz))
+		}
+		q.Loc = loc
+	}
+	p, f, err := parseFiltered(v, now, def, "since", "until", "service", "container", "period", "tz", "top")
+	q.filter = f
+	if err != nil {
+		return q, err
+	}
+	if q.Top, err = parseTop(p, 8); err != nil {
+		return q, err
+	}
+	if q.Top > MaxPeriodTop {
+		return q, badParam("top", "%d: at most %d groups", q.Top, MaxPeriodTop)
+	}
+	if q.Until.Sub(q.Since) > 3*366*24*time.Hour {
+		return q, badParam("since", "the window is longer than 3 years: shorten it")
+	}
+	if q.Period == "day" && q.Until.Sub(q.Since) > 400*24*time.Hour {
+		return q, badParam("since", "more than 400 days: use period=month")
+	}
+	return q, nil
 }
 
 type remotesQuery struct {

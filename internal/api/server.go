@@ -52,6 +52,12 @@ type Querier interface {
 	Series(ctx context.Context, q store.Query, step time.Duration) ([]store.Point, error)
 }
 
+// runLister is optionally implemented by the Querier (*store.Store does):
+// /api/history then reports the daemon's downtime as gaps.
+type runLister interface {
+	Runs(ctx context.Context, since, until time.Time) ([]store.Run, error)
+}
+
 // sizer is optionally implemented by the Querier (*store.Store does) for
 // /api/status.
 type sizer interface {
@@ -132,6 +138,7 @@ func New(cfg Config, live Live, q Querier) (http.Handler, error) {
 	get(api, "/processes", historyEndpoint(s, parseProcesses, s.processes))
 	get(api, "/remotes", historyEndpoint(s, parseRemotes, s.remotes))
 	get(api, "/summary", historyEndpoint(s, parseSummary, s.summary))
+	get(api, "/periods", historyEndpoint(s, parsePeriods, s.periods))
 	get(api, "/status", s.status)
 	get(api, "/alerts", s.alertsList)
 	get(r, "/api/stream", s.auth(true), s.stream)

@@ -232,6 +232,7 @@ func runDaemon(c *cli.Context) error {
 	// (deferred after the store's Close, so it runs first) on shutdown.
 	stopMaint := startMaintenance(ctx, st, ret, log)
 	defer stopMaint()
+	defer startRunLog(ctx, st, log)() // runs table: downtime is a gap (runlog.go)
 	// SIGHUP: flush now and keep running (never the default: die
 	// unwritten), and reload the rules.
 	hup := make(chan os.Signal, 1)

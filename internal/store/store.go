@@ -25,6 +25,8 @@
 //	           per tier "avail.<tier>", the Unix ms its data is complete from.
 //	known_apps, alert_history (alerts.go): internal/alerts' state, the
 //	           programs new-app has seen and the bounded alert history.
+//	runs       (runs.go) one row per daemon run: started_ms, alive_ms, so
+//	           readers tell downtime from idle time.
 //	rollup_1m, rollup_1h, rollup_1d  (schema.go; WITHOUT ROWID)
 //	           one row per (bucket_ms, proc_id, endpoint_id, cgroup_id) with
 //	           summed tx/rx bytes and calls. bucket_ms is the bucket start
@@ -470,6 +472,9 @@ func (s *Store) check(readOnly bool) error {
 		return err
 	}
 	if err := s.migrateAlerts(ctx); err != nil { // known_apps, alert_history (alerts.go)
+		return err
+	}
+	if err := s.migrateRuns(ctx); err != nil { // runs (runs.go)
 		return err
 	}
 	if err := s.db.WithContext(ctx).Save(&metaRow{Key: "schema_version", Value: fmt.Sprint(SchemaVersion)}).Error; err != nil {

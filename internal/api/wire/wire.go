@@ -46,6 +46,17 @@ type HistoryResponse struct {
 	TxBytes     uint64         `json:"tx_bytes"`
 	RxBytes     uint64         `json:"rx_bytes"`
 	Points      []HistoryPoint `json:"points"`
+	// Gaps are the stretches of the window when no daemon was counting
+	// (downtime, restarts), from the store's runs table: zero points
+	// there mean "not measured", not "idle". Absent when the database
+	// has no run records for the window (written by an older daemon).
+	Gaps []Gap `json:"gaps,omitempty"`
+}
+
+// Gap is a stretch [since, until) when no daemon was counting.
+type Gap struct {
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
 }
 
 // ProcessTotal is one process's bytes in a window: the numbers of
@@ -98,6 +109,32 @@ type RemotesResponse struct {
 	Comm      string        `json:"comm,omitempty"`
 	Truncated bool          `json:"truncated"`
 	Remotes   []RemoteTotal `json:"remotes"`
+}
+
+// PeriodGroup is one group's (app's) bytes in one period.
+type PeriodGroup struct {
+	Name    string `json:"name"`
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
+}
+
+// PeriodRow is one period (a local day or month) of /api/periods.
+type PeriodRow struct {
+	Start   time.Time     `json:"start"`
+	End     time.Time     `json:"end"`
+	TxBytes uint64        `json:"tx_bytes"`
+	RxBytes uint64        `json:"rx_bytes"`
+	Groups  []PeriodGroup `json:"groups"` // the top groups of the whole window, then "other"; zero ones left out
+}
+
+// PeriodsResponse is the body of /api/periods: vnStat's day/month table
+// per app, for the dashboard's overview bar chart.
+type PeriodsResponse struct {
+	Period  string      `json:"period"` // "day" or "month"
+	TZ      string      `json:"tz"`     // the zone whose midnights are the edges
+	By      string      `json:"by"`     // what a group is: "app", or "exe" (basename) before apps exist
+	Groups  []string    `json:"groups"` // top groups of the window by total bytes, largest first
+	Periods []PeriodRow `json:"periods"`
 }
 
 // SummaryResponse is the body of /api/summary.
