@@ -77,7 +77,7 @@ func TestBrowserToken(t *testing.T) {
 	base := serveTest(t, e.h)
 	ctx, cancel := newBrowser(t)
 	defer cancel()
-	curlRow := `#proc-body tr[data-key^="4242:1000000:curl"]`
+	curlRow := `#proc-body tr[data-app="curl"]`
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
 		chromedp.WaitVisible(chromedp.CSS(`#token-form`)),
@@ -228,8 +228,10 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 
 	curlRow := `#proc-body tr[data-key^="4242:1000000:curl"]`
+	// Grouped by process (g=process in the URL); grouping by app is
+	// TestBrowserApps'.
 	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/"),
+		chromedp.Navigate(base+"/#g=process"),
 		chromedp.WaitVisible(chromedp.CSS(curlRow)),
 	); err != nil {
 		fail("load dashboard: %v", err)

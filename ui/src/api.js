@@ -33,11 +33,15 @@ let memToken = "";
 
 // A link like http://host:8080/#token=XYZ hands the token over once; it is
 // then kept in localStorage and removed from the address bar.
+// The rest of the fragment (the view's state, urlstate.js) stays.
 export function tokenFromHash() {
-  const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-  if (m) {
-    setToken(decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search);
+  const p = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const t = p.get("token");
+  if (t) {
+    setToken(t);
+    p.delete("token");
+    const rest = p.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
   }
 }
 
