@@ -471,13 +471,11 @@ func (s *server) periods(ctx context.Context, q periodsQuery) (any, error) {
 	out := PeriodsResponse{Period: q.Period, TZ: q.Loc.String(), By: by, Groups: []string{}, Periods: make([]PeriodRow, 0, len(edges)-1)}
 	sums := map[string]uint64{}
 	per := make([]map[string]*PeriodGroup, len(edges)-1)
-	for i := range per {
-		f := q.filter
-		f.Since, f.Until = edges[i], edges[i+1]
-		rows, err := s.q.Totals(ctx, f.query(0, by))
-		if err != nil {
-			return nil, err
-		}
+	rowsPer, err := s.periodGroups(ctx, q.query(0, by), edges)
+	if err != nil {
+		return nil, err
+	}
+	for i, rows := range rowsPer {
 		per[i] = map[string]*PeriodGroup{}
 		for _, r := range rows {
 			n := name(r)
@@ -525,6 +523,27 @@ func (s *server) periods(ctx context.Context, q periodsQuery) (any, error) {
 			row.Groups = append(row.Groups, other)
 		}
 		out.Periods = append(out.Periods, row)
+	}
+	return out, nil
+}
+
+// periodGroups is the store's PeriodGroups, or one Totals per period for
+// a Querier without it.
+func (s *server) periodGroups(ctx context.Context, q store.Query, edges []time.Time) ([][]store.Row, error) {
+	if pg, ok := s.q.(interface {
+		PeriodGroups(context.Context, store.Query, []time.Time) ([][]store.Row, error)
+	}); ok {
+		return pg.PeriodGroups(ctx, q, edges)
+	}
+	out := make([][]store.Row, len(edges)-1)
+	for i := range out {
+		pq := q
+		pq.Since, pq.Until = edges[i], edges[i+1]
+		rows, err := s.q.Totals(ctx, pq)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rows
 	}
 	return out, nil
 }

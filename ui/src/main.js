@@ -17,7 +17,7 @@ const $ = (id) => document.getElementById(id);
 
 const LIVE_SPAN_S = 300; // the live window: 5 minutes
 const TOP_STACK = 5; // series in the stacked chart (plus "other")
-const PREFILL_PROCS = 12; // processes whose history pre-fills the live chart
+const PREFILL_PROCS = 8; // processes whose history pre-fills the live chart
 const WINDOWS = { "1h": 3600, "24h": 86400, "7d": 7 * 86400 };
 
 const state = {
@@ -300,7 +300,7 @@ function renderLiveCharts() {
   const pending = state.prefill === "pending";
   $("chart-total-hint").textContent = pending ? "last 5 minutes, loading history…" : "last 5 minutes, live";
   $("chart-procs-title").textContent = stackTitle();
-  $("chart-procs-hint").textContent = pending ? "loading history…" : "stacked, up + down";
+  $("chart-procs-hint").textContent = pending ? "loading history…" : state.prefill === "failed" ? "stacked, up + down (history unavailable: live only)" : "stacked, up + down";
   const agg = L.map((p) => (p.procs ? stackGroups(p.procs) : null));
   const sums = new Map();
   const labels = new Map();
@@ -569,6 +569,8 @@ function appRowHTML(g, open, nshown) {
   return `<tr data-app="${esc(g.app)}" tabindex="-1" aria-level="1" aria-expanded="${open}" class="${cls.join(" ")}">` + cells(g, label) + `</tr>`;
 }
 
+let lastTableHTML = null;
+
 function renderTable() {
   const f = state.filter.trim().toLowerCase();
   const live = state.window === "live";
@@ -581,8 +583,11 @@ function renderTable() {
       why.set(r.key, m);
     }
   }
-  $("th-up").textContent = live ? "Up/s" : "Avg up/s";
-  $("th-down").textContent = live ? "Down/s" : "Avg down/s";
+  // Live rates of a stream that is down are the last ones, not now's.
+  const stale = live && !state.streamOK && !!state.snap;
+  $("proc-table").classList.toggle("stale", stale);
+  $("th-up").textContent = live ? (stale ? "Up/s at disconnect" : "Up/s") : "Avg up/s";
+  $("th-down").textContent = live ? (stale ? "Down/s at disconnect" : "Down/s") : "Avg down/s";
   $("th-name").textContent = state.group === "app" ? "App / process" : "Process";
   $("th-pid").textContent = state.group === "app" ? "PIDs" : "PID";
   const what = state.group === "app" ? "Apps" : "Processes";
@@ -605,7 +610,12 @@ function renderTable() {
   }
   const body = $("proc-body");
   const had = document.activeElement && body.contains(document.activeElement) ? rowId(document.activeElement.closest("tr")) : null;
-  if (body.innerHTML !== html) body.innerHTML = html;
+  // Re-render only what changed (a row being clicked or focused stays the
+  // same element while the numbers are the same).
+  if (lastTableHTML !== html) {
+    body.innerHTML = html;
+    lastTableHTML = html;
+  }
   rovingTabindex(had);
   $("table-empty").hidden = shown.length > 0;
   $("table-empty").textContent = f ? `Nothing matches “${state.filter.trim()}” in this window (names, paths, pids, services, containers and remote addresses are searched).` : "No process has sent or received anything in this window.";
@@ -655,8 +665,11 @@ function rowById(id) {
 function rovingTabindex(hadFocus) {
   const body = $("proc-body");
   let tr = rowById(hadFocus) || rowById(state.focusKey) || body.rows[0];
-  for (const r of body.rows) r.tabIndex = r === tr ? 0 : -1;
-  if (tr && hadFocus) tr.focus({ preventScroll: true });
+  for (const r of body.rows) {
+    const want = r === tr ? 0 : -1;
+    if (r.tabIndex !== want) r.tabIndex = want;
+  }
+  if (tr && hadFocus && document.activeElement !== tr) tr.focus({ preventScroll: true });
 }
 
 function focusRow(tr) {
