@@ -682,7 +682,8 @@ func TestGrafanaDashboard(t *testing.T) {
 		t.Errorf("dashboard must chart bwtracker_bytes_total and bwtracker_drops_total (uses %v)", keys(used))
 	}
 	for _, want := range []string{"Top executables — upload", "Top executables — download", "Top services — upload",
-		"Top services — download", "Top containers — upload", "Top containers — download", "Drops by cause"} {
+		"Top services — download", "Top containers — upload", "Top containers — download",
+		"Top workloads — upload", "Top workloads — download", "Drops by cause"} {
 		if !titles[want] {
 			t.Errorf("no panel %q", want)
 		}
