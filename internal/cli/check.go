@@ -22,16 +22,18 @@ func checkCommand() *cli.Command {
 		Usage: "say whether this kernel and these privileges can run the tracker, and why not",
 		Description: `Checks BTF, which hook backends exist and actually load here (it loads and
 verifies the programs without attaching them), what --hook auto picks, the
-cgroup v2 mount, privileges and the database directory. Exit status 0 only
+cgroup v2 mount, privileges, the database directory and which kubelet
+directories name Kubernetes pods (--kubelet-root, --pod-log-root,
+--container-log-root, as for run; information only). Exit status 0 only
 when ` + "`bwtracker run`" + ` would work.
 
 Example:
    sudo bwtracker check`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			dbFlag(),
 			&cli.StringFlag{Name: "url", Value: "http://127.0.0.1:8080", Usage: "where a running daemon serves its API (to show its drop counters)"},
 			&cli.StringFlag{Name: "token", EnvVars: apiclient.TokenEnvVars, Usage: "the daemon's --auth-token, if it has one"},
-		},
+		}, k8sFlags()...),
 		Action: func(c *cli.Context) error {
 			w := c.App.Writer
 			ok := true
@@ -105,6 +107,8 @@ Example:
 			default:
 				say(true, "--hook auto", "picks "+string(auto))
 			}
+			// Kubernetes names: information only (most hosts are no node).
+			info("kubernetes names", k8sResolver(c, newLogger(c)).Describe())
 			dir := filepath.Dir(c.String(flagDB))
 			if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 				say(true, "database dir", dir)

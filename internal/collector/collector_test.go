@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bwtracker/bwtracker/internal/bpf"
+	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
 )
@@ -385,5 +386,63 @@ func TestLiveConnections(t *testing.T) {
 	cn = c.Snapshot().Processes[0].Conns
 	if len(cn) != 2 || cn[0].RemoteIP != "198.18.0.3" || cn[0].TxBytes != 16 || cn[0].TxRate <= 0 || cn[1].TxRate != 0 || cn[1].RxBytes != 5000 {
 		t.Fatalf("second interval %+v", cn)
+	}
+}
+
+// cgSink is a fakeSink that keeps cgroup names.
+type cgSink struct {
+	fakeSink
+	puts [][]cgroupinfo.Info
+}
+
+func (s *cgSink) PutCgroups(_ context.Context, infos []cgroupinfo.Info) error {
+	s.puts = append(s.puts, append([]cgroupinfo.Info(nil), infos...))
+	return nil
+}
+
+// fakeCgroups answers with whatever info holds now.
+type fakeCgroups struct{ info cgroupinfo.Info }
+
+func (f *fakeCgroups) ResolveMany(ids []uint64) map[uint64]cgroupinfo.Info {
+	out := map[uint64]cgroupinfo.Info{}
+	for _, id := range ids {
+		if id == f.info.ID {
+			out[id] = f.info
+		}
+	}
+	return out
+}
+
+// A cgroup's names are written once, again when they change (a pod's
+// Kubernetes names learned after its first bytes), and not lost when a
+// bounded cache forgets them later.
+func TestCgroupNamesRewrittenWhenLearned(t *testing.T) {
+	const uid = "6e7c1b8a-2f3d-4c5e-9a0b-1c2d3e4f5a6b"
+	bare := cgroupinfo.Info{ID: 1, Path: "/kubepods/pod" + uid, PodUID: uid}
+	named := bare
+	named.Namespace, named.Pod, named.WorkloadKind, named.WorkloadName = "shop", "web-0", "statefulset", "web"
+	cg := &fakeCgroups{info: bare}
+	src := &fakeSource{drops: map[string]uint64{}, execs: make(chan bpf.ExecEvent)}
+	sink := &cgSink{}
+	c := New(Config{Interval: time.Second, Cgroups: cg}, src, sink, procinfo.New(t0Dir))
+	var seen []cgroupinfo.Info
+	c.AddObserver(func(f Flush) { seen = append(seen, f.Cgroups[1]) })
+	step := func(info cgroupinfo.Info) {
+		t.Helper()
+		cg.info = info
+		src.add(10, "app", "198.18.0.1", 443, bpf.DirTX, 100)
+		if err := c.flush(context.Background(), false, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(bare)
+	step(bare)
+	step(named)
+	step(bare) // forgotten by the resolver: the stored names stay
+	if len(sink.puts) != 2 || sink.puts[0][0] != bare || sink.puts[1][0] != named {
+		t.Fatalf("PutCgroups calls %+v, want [bare] then [named]", sink.puts)
+	}
+	if len(seen) != 4 || seen[3].Pod != "web-0" || seen[3].Workload() != "statefulset/web" || seen[1].Pod != "" {
+		t.Errorf("observers saw %+v", seen)
 	}
 }

@@ -17,7 +17,8 @@
 //
 // The roots are options (run --kubelet-root, --pod-log-root,
 // --container-log-root) so that a DaemonSet mounting them elsewhere, or a
-// test's fake node, can point at them.
+// test's fake node, can point at them; `bwtracker check` says what each
+// holds (Resolver.Describe).
 //
 // The workload comes from the pod name by the controllers' naming
 // conventions (WorkloadFromPodName): Deployment (through its ReplicaSet's

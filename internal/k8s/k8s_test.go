@@ -281,6 +281,22 @@ func TestResolverBound(t *testing.T) {
 	}
 }
 
+func TestDescribe(t *testing.T) {
+	n := newFakeNode(t)
+	n.pod("shop", "web-7c5ddbdf54-x7k2p", uidA, map[string]string{"app": idApp, "istio-proxy": idProxy})
+	n.pod("prod", "db-0", uidB, map[string]string{"postgres": idDB})
+	got := New(Options{KubeletRoot: n.kubelet, PodLogRoot: n.podLogs, ContainerLogRoot: "-"}).Describe()
+	want := n.podLogs + ": 2 pods; " + filepath.Join(n.kubelet, "pods") + ": 2 pod directories"
+	if got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+	got = New(Options{KubeletRoot: "-", PodLogRoot: filepath.Join(n.podLogs, "nope"), ContainerLogRoot: n.contLogs}).Describe()
+	want = filepath.Join(n.podLogs, "nope") + ": absent; " + n.contLogs + ": 3 container links"
+	if got != want {
+		t.Errorf("Describe = %q, want %q", got, want)
+	}
+}
+
 type fakeCgroups map[uint64]cgroupinfo.Info
 
 func (f fakeCgroups) ResolveMany(ids []uint64) map[uint64]cgroupinfo.Info {

@@ -1,7 +1,13 @@
 package k8s
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -239,4 +245,51 @@ func (c Cgroups) ResolveMany(ids []uint64) map[uint64]cgroupinfo.Info {
 		}
 	}
 	return out
+}
+
+// Describe reads the node's directories once and says what they give, for
+// `bwtracker check`: how many pods and container links each source has, or
+// that none is there (not a Kubernetes node, or not mounted).
+func (r *Resolver) Describe() string {
+	var parts []string
+	count := func(dir string, ok func(os.DirEntry) bool) int {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return -2
+		}
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, e := range ents {
+			if ok(e) {
+				n++
+			}
+		}
+		return n
+	}
+	add := func(root, what string, n int) {
+		if root == "" {
+			return
+		}
+		switch n {
+		case -2:
+			parts = append(parts, root+": absent")
+			return
+		case -1:
+			parts = append(parts, root+": not readable")
+			return
+		}
+		parts = append(parts, fmt.Sprintf("%s: %d %s", root, n, what))
+	}
+	add(r.podLogRoot, "pods", count(r.podLogRoot, func(e os.DirEntry) bool { _, _, _, ok := parsePodLogDir(e.Name()); return ok }))
+	add(r.containerLogRoot, "container links", count(r.containerLogRoot, func(e os.DirEntry) bool { _, _, _, _, ok := parseContainerLog(e.Name()); return ok }))
+	if r.kubeletRoot != "" {
+		dir := filepath.Join(r.kubeletRoot, "pods")
+		add(dir, "pod directories", count(dir, func(e os.DirEntry) bool { return isUID(e.Name()) }))
+	}
+	if len(parts) == 0 {
+		return "all sources turned off"
+	}
+	return strings.Join(parts, "; ")
 }
