@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Tracker overhead benchmark (issue: spine). Needs root and a built
-# ./bwtracker. Prints msgs/s with the tracker off and on, alternating, the
-# on/off ratio and the daemon's CPU use. Rounds: BWT_BENCH_ROUNDS (default 3).
+# Tracker overhead benchmark. Needs root and a built
+# ./bwtracker. Prints msgs/s of 64-byte stream and ping-pong with no hook, the
+# floor (ebpf/floor.bpf.c) and bwtracker, alternating, medians and ratios, and
+# the daemon's CPU use. BWT_BENCH_ROUNDS (default 5), BWT_BENCH_PHASE_MS (1500).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BWTRACKER_BIN="${BWTRACKER_BIN:-$PWD/bwtracker}"
