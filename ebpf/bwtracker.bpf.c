@@ -52,7 +52,7 @@ _Static_assert(sizeof(struct flow_key) == 64, "flow_key layout: keep internal/bp
 _Static_assert(sizeof(struct flow_val) == 24, "flow_val layout: keep internal/bpf/types.go in step");
 _Static_assert(sizeof(struct exec_event) == 288, "exec_event layout: keep internal/bpf/types.go in step");
 _Static_assert(sizeof(struct peer) == 24, "peer layout");
-_Static_assert(sizeof(struct flow_cache) == 112, "flow_cache layout: keep internal/bpf/types.go in step");
+_Static_assert(sizeof(struct flow_cache) == 136, "flow_cache layout: keep internal/bpf/types.go in step");
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -322,7 +322,7 @@ static __always_inline void flows_add(void *flows, const struct flow_key *key, _
 	overflow_add(key, bytes, calls);
 }
 
-/* Identity of the calling process, read once per event. */
+/* Identity of the calling process. */
 struct who {
 	__u64 pid_tgid;
 	__u64 start_ns;
@@ -330,6 +330,23 @@ struct who {
 	__u64 comm[2];
 	__u32 uid;
 };
+
+/* Reads the identity of task (the current one). Direct BTF loads instead of
+ * helpers: bpf_get_current_uid_gid() maps the uid through the user
+ * namespace (from_kuid), ~40 ns a call here; the kuid's value is that same
+ * global uid. */
+static __always_inline void read_who(struct who *w, struct task_struct *task, struct task_struct *leader, __u64 pid_tgid)
+{
+	w->pid_tgid = pid_tgid;
+	w->uid = task->cred->uid.val;
+	w->start_ns = leader->start_boottime;
+	/* What bpf_get_current_cgroup_id() returns (cgroup v2 id), without the
+	 * helper call. */
+	w->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	/* The process's name (its group leader's comm), not the thread's:
+	 * threads named "worker-3" still belong to their process. */
+	__builtin_memcpy(w->comm, leader->comm, sizeof(w->comm));
+}
 
 /* Fills *key (zeroed by the caller) for this event. */
 static __always_inline void fill_key(struct flow_key *key, struct sock *sk, __u16 family, __u8 proto, __u8 dir, const struct who *w)
@@ -359,9 +376,15 @@ static __always_inline void fill_key(struct flow_key *key, struct sock *sk, __u1
 
 /* TCP fast path: count into this CPU's cached flow when the same thread
  * uses the same socket again (a stream), else move the cached flow into the
- * flows map and cache this one. Returns 0 when the cache was busy (this
- * program preempted another user of it on this CPU): count directly then. */
-static __always_inline int cache_add(void *flows, struct sock *sk, __u16 family, __u8 dir, const struct who *w, long bytes)
+ * flows map and cache this one. The cached flow remembers the task's
+ * identity by the kernel objects it comes from (group leader, cred,
+ * css_set: a setuid, a cgroup move or an exec from another thread replaces
+ * them; the task holds a reference, so an equal pointer is the same object)
+ * and the comm (exec changes it): a hit reads three pointers and the comm
+ * instead of walking to the uid, start time and cgroup id. Returns 0 when
+ * the cache was busy (this program preempted another user of it on this
+ * CPU): count directly then. */
+static __always_inline int cache_add(struct sock *sk, __u16 family, __u8 dir, struct task_struct *task, struct task_struct *leader, __u64 pid_tgid, long bytes)
 {
 	__u32 zero = 0, slot = dir;
 	void *cm = bpf_map_lookup_elem(&active_cache, &zero);
@@ -372,12 +395,14 @@ static __always_inline int cache_add(void *flows, struct sock *sk, __u16 family,
 		return 0;
 	if (__sync_lock_test_and_set(&ce->busy, 1))
 		return 0;
-	if (ce->valid && ce->sk == (__u64)sk && ce->pid_tgid == w->pid_tgid &&
-	    ce->key.start_ns == w->start_ns && ce->key.cgroup_id == w->cgroup_id &&
-	    ce->key.uid == w->uid) {
+	__u64 cred = (__u64)task->cred, cgroups = (__u64)task->cgroups;
+	__u64 comm[2];
+	__builtin_memcpy(comm, leader->comm, sizeof(comm));
+	if (ce->valid && ce->sk == (__u64)sk && ce->pid_tgid == pid_tgid &&
+	    ce->leader == (__u64)leader && ce->cred == cred && ce->cgroups == cgroups) {
 		__u64 c[2];
 		__builtin_memcpy(c, ce->key.comm, sizeof(c));
-		if (c[0] == w->comm[0] && c[1] == w->comm[1]) {
+		if (c[0] == comm[0] && c[1] == comm[1]) {
 			ce->bytes += bytes;
 			ce->calls += 1;
 			asm volatile("" ::: "memory");
@@ -385,12 +410,24 @@ static __always_inline int cache_add(void *flows, struct sock *sk, __u16 family,
 			return 1;
 		}
 	}
+	void *flows = bpf_map_lookup_elem(&active_flows, &zero);
+	if (!flows) {
+		count_drop(BWT_DROP_NO_ACTIVE);
+		asm volatile("" ::: "memory");
+		ce->busy = 0;
+		return 1;
+	}
 	if (ce->valid && ce->calls)
 		flows_add(flows, &ce->key, ce->bytes, ce->calls);
+	struct who w;
+	read_who(&w, task, leader, pid_tgid);
 	__builtin_memset(&ce->key, 0, sizeof(ce->key));
-	fill_key(&ce->key, sk, family, BWT_PROTO_TCP, dir, w);
+	fill_key(&ce->key, sk, family, BWT_PROTO_TCP, dir, &w);
 	ce->sk = (__u64)sk;
-	ce->pid_tgid = w->pid_tgid;
+	ce->pid_tgid = pid_tgid;
+	ce->leader = (__u64)leader;
+	ce->cred = cred;
+	ce->cgroups = cgroups;
 	ce->bytes = bytes;
 	ce->calls = 1;
 	ce->valid = 1;
@@ -424,27 +461,17 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 	if (family != AF_INET && family != AF_INET6 && family != AF_PACKET)
 		return; /* unix, netlink, vsock...: not network traffic */
 
-	struct who w = {};
-	w.pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tgid = w.pid_tgid >> 32;
-	if (tgid == self_tgid && self_tgid != 0)
-		return;
-	/* Direct BTF loads instead of helpers: bpf_get_current_uid_gid() maps
-	 * the uid through the user namespace (from_kuid), ~40 ns a call here;
-	 * the kuid's value is that same global uid. */
 	struct task_struct *task = bpf_get_current_task_btf();
-	w.uid = task->cred->uid.val;
+	/* bpf_get_current_pid_tgid() without the call. */
+	__u64 pid_tgid = ((__u64)task->tgid << 32) | (__u32)task->pid;
+	if ((__u32)(pid_tgid >> 32) == self_tgid && self_tgid != 0)
+		return;
 	struct task_struct *leader = task->group_leader;
 	if (!leader)
 		return;
-	w.start_ns = leader->start_boottime;
-	/* What bpf_get_current_cgroup_id() returns (cgroup v2 id), without the
-	 * helper call. */
-	w.cgroup_id = task->cgroups->dfl_cgrp->kn->id;
-	/* The process's name (its group leader's comm), not the thread's:
-	 * threads named "worker-3" still belong to their process. */
-	__builtin_memcpy(w.comm, leader->comm, sizeof(w.comm));
 	__u8 proto = sock_proto(sk, family);
+	if (proto == BWT_PROTO_TCP && cache_add(sk, family, dir, task, leader, pid_tgid, bytes))
+		return;
 
 	__u32 zero = 0;
 	void *flows = bpf_map_lookup_elem(&active_flows, &zero);
@@ -452,9 +479,8 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
 		count_drop(BWT_DROP_NO_ACTIVE);
 		return;
 	}
-	if (proto == BWT_PROTO_TCP && cache_add(flows, sk, family, dir, &w, bytes))
-		return;
-
+	struct who w = {};
+	read_who(&w, task, leader, pid_tgid);
 	struct flow_key key = {};
 	fill_key(&key, sk, family, proto, dir, &w);
 	/* A peer given with this very call (sendto/recvfrom on an unconnected
@@ -490,7 +516,8 @@ static __always_inline void account(struct sock *sk, long bytes, __u8 dir)
  * counted; whichever hook runs next in the reader's context counts the
  * advance (compare-and-swap, so two hooks or two threads never count the
  * same byte): tcp:tcp_rcv_space_adjust, which every consuming path calls
- * after moving copied_seq, and sock_recv_length right after recvmsg.
+ * after moving copied_seq, and sock_recv_length right after recvmsg (in
+ * recvmsg syscalls only the latter, see in_recvmsg_syscall).
  *
  * Only "plain" TCP sockets are counted this way. kTLS and MPTCP subflows
  * (an upper layer protocol, icsk_ulp_ops) and sockmap sockets
@@ -581,9 +608,35 @@ int BPF_PROG(tp_inet_sock_set_state, const struct sock *csk, const int oldstate,
 	return 0;
 }
 
+/* Whether the current task is in a syscall that reads through recvmsg
+ * (read, readv, recvfrom, recvmsg, recvmmsg on x86-64): sock_recv_length
+ * follows before it returns, and counting there once per call is cheaper
+ * than once per chunk copied (tcp_recvmsg_locked calls
+ * tcp_rcv_space_adjust after each skb). Anything else that consumes
+ * (splice, sendfile, io_uring, TCP_ZEROCOPY_RECEIVE) counts at
+ * tcp_rcv_space_adjust. Unknown architectures count at both (the
+ * compare-and-swap keeps that exact). */
+static __always_inline int in_recvmsg_syscall(void)
+{
+#ifdef __TARGET_ARCH_x86
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (!regs)
+		return 0;
+	switch (regs->orig_ax) {
+	case 0:   /* read */
+	case 19:  /* readv */
+	case 45:  /* recvfrom */
+	case 47:  /* recvmsg */
+	case 299: /* recvmmsg */
+		return 1;
+	}
+#endif
+	return 0;
+}
+
 static __always_inline void rcv_space_common(struct sock *sk)
 {
-	if (!sk)
+	if (!sk || in_recvmsg_syscall())
 		return;
 	struct tcp_sock *tp = plain_tcp(sk);
 	if (tp)

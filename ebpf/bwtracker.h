@@ -70,7 +70,7 @@ struct flow_val {
  * One cached flow per CPU and direction for TCP (the busiest case): as long
  * as the same thread keeps using the same socket, bytes are added here
  * without hashing a key. A miss moves the entry into the flows map. The
- * cache is swapped and drained together with the flows maps. 112 bytes.
+ * cache is swapped and drained together with the flows maps. 136 bytes.
  */
 struct flow_cache {
 	struct flow_key key;
@@ -80,6 +80,11 @@ struct flow_cache {
 	__u64 calls;
 	__u64 busy;     /* taken with an atomic exchange (64-bit: BPF ISA v1); preempted users skip the cache */
 	__u64 valid;
+	/* The identity the key was made from, as kernel addresses: the
+	 * thread's group leader, cred and css_set (see cache_add). */
+	__u64 leader;
+	__u64 cred;
+	__u64 cgroups;
 };
 
 /* Exec event: names short-lived processes by executable path. */

@@ -248,8 +248,14 @@ type uring struct {
 type uringParams struct {
 	sqEntries, cqEntries, flags, sqThreadCPU, sqThreadIdle, features, wqFD uint32
 	resv                                                                   [3]uint32
-	sqOff                                                                  struct{ head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32; userAddr uint64 }
-	cqOff                                                                  struct{ head, tail, ringMask, ringEntries, overflow, cqes, flags, resv1 uint32; userAddr uint64 }
+	sqOff                                                                  struct {
+		head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
+		userAddr                                                        uint64
+	}
+	cqOff struct {
+		head, tail, ringMask, ringEntries, overflow, cqes, flags, resv1 uint32
+		userAddr                                                        uint64
+	}
 }
 
 func newURing(entries uint32) (*uring, error) {

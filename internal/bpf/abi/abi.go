@@ -123,7 +123,7 @@ type FlowVal struct {
 	FirstNS uint64
 }
 
-// FlowCache mirrors struct flow_cache (112 bytes): a per-CPU cached TCP flow.
+// FlowCache mirrors struct flow_cache (136 bytes): a per-CPU cached TCP flow.
 type FlowCache struct {
 	Key     FlowKey
 	Sk      uint64
@@ -132,6 +132,11 @@ type FlowCache struct {
 	Calls   uint64
 	Busy    uint64
 	Valid   uint64
+	// Kernel addresses of the identity the key was made from (the kernel
+	// compares them; Go does not read them).
+	Leader  uint64
+	Cred    uint64
+	Cgroups uint64
 }
 
 // ExecEvent mirrors struct exec_event (288 bytes). The collector keys the
@@ -149,7 +154,7 @@ type ExecEvent struct {
 const (
 	FlowKeySize   = 64
 	FlowValSize   = 24
-	FlowCacheSize = 112
+	FlowCacheSize = 136
 	ExecEventSize = 288
 )
 
