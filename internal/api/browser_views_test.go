@@ -280,13 +280,14 @@ func TestBrowserFirstFrame(t *testing.T) {
 func TestBrowserGaps(t *testing.T) {
 	needBrowser(t)
 	e := newEnv(t, Config{})
-	// Counting from -5m to -3m, then down until -1m, then up again.
+	// Counting from -5m to -3m (a clean stop), then down until -1m, then
+	// up again.
 	seedLastMinutes(t, e.st, 300, func(ago int) bool { return ago < 180 && ago > 60 })
 	ctx := context.Background()
-	if err := e.st.MarkRun(ctx, t0.Add(-40*time.Minute), t0.Add(-180*time.Second)); err != nil {
+	if err := e.st.MarkRun(ctx, t0.Add(-40*time.Minute), t0.Add(-180*time.Second), true); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.MarkRun(ctx, t0.Add(-60*time.Second), t0); err != nil {
+	if err := e.st.MarkRun(ctx, t0.Add(-60*time.Second), t0, false); err != nil {
 		t.Fatal(err)
 	}
 	var streamDown atomic.Bool
@@ -304,7 +305,7 @@ func TestBrowserGaps(t *testing.T) {
 	p := newPage(t, "gaps")
 	p.do("load", chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`#proc-body tr`)))
 	p.poll("the live gap", `document.querySelector('#chart-total').dataset.gaps === '1' && document.getElementById('chart-procs-hint').textContent === 'stacked, up + down'`)
-	// The gap is -165 s .. -60 s of the live 5 minutes (60%..75% of the
+	// The gap is -180 s .. -60 s of the live 5 minutes (60%..75% of the
 	// canvas is inside it): the grey band there, not a line at zero.
 	gapPx := evalAs[int](p, canvasColour("#chart-total canvas", 0x86, 0x8e, 0x96, 10, 0.6, 0.75))
 	if gapPx < 1000 {

@@ -299,7 +299,8 @@ const runSlack = store.RunHeartbeat + 5*time.Second
 
 // gaps are the stretches of w no run covers, from the first run's start
 // on (before it the database does not know: an older daemon wrote it).
-// A run covers [Started, Alive+runSlack], but not beyond now.
+// A run covers [Started, Alive] when it stopped cleanly, else up to
+// Alive+runSlack, but not beyond now.
 func gaps(runs []store.Run, w window, now time.Time) []wire.Gap {
 	if len(runs) == 0 {
 		return nil
@@ -316,7 +317,11 @@ func gaps(runs []store.Run, w window, now time.Time) []wire.Gap {
 		if r.Started.After(covered) {
 			add(covered, r.Started)
 		}
-		covered = maxTime(covered, minTime(r.Alive.Add(runSlack), maxTime(now, r.Alive)))
+		end := r.Alive
+		if !r.Stopped {
+			end = minTime(r.Alive.Add(runSlack), maxTime(now, r.Alive))
+		}
+		covered = maxTime(covered, end)
 	}
 	add(covered, w.Until)
 	return out

@@ -13,10 +13,10 @@ func TestHistoryGaps(t *testing.T) {
 	ctx := context.Background()
 	// Run 1: t0-20m .. t0-12m (killed: last mark at -12m); run 2 from
 	// t0-8m, alive now.
-	if err := e.st.MarkRun(ctx, t0.Add(-20*time.Minute), t0.Add(-12*time.Minute)); err != nil {
+	if err := e.st.MarkRun(ctx, t0.Add(-20*time.Minute), t0.Add(-12*time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.st.MarkRun(ctx, t0.Add(-8*time.Minute), t0.Add(-3*time.Second)); err != nil {
+	if err := e.st.MarkRun(ctx, t0.Add(-8*time.Minute), t0.Add(-3*time.Second), false); err != nil {
 		t.Fatal(err)
 	}
 	h := decode[HistoryResponse](t, e.do(t, "GET", "/api/history?since=30m&step=1m"))
@@ -32,20 +32,28 @@ func TestHistoryGaps(t *testing.T) {
 		t.Fatalf("history bytes %d/%d", h.TxBytes, h.RxBytes)
 	}
 	// An older mark never moves alive back.
-	if err := e.st.MarkRun(ctx, t0.Add(-8*time.Minute), t0.Add(-7*time.Minute)); err != nil {
+	if err := e.st.MarkRun(ctx, t0.Add(-8*time.Minute), t0.Add(-7*time.Minute), false); err != nil {
 		t.Fatal(err)
 	}
 	if h := decode[HistoryResponse](t, e.do(t, "GET", "/api/history?since=5m")); len(h.Gaps) != 0 {
 		t.Fatalf("gaps in the live run: %+v", h.Gaps)
 	}
-	// Another daemon: stopped at -2m (final mark), nothing since.
-	e2 := newEnv(t, Config{})
-	if err := e2.st.MarkRun(ctx, t0.Add(-8*time.Minute), t0.Add(-2*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	h = decode[HistoryResponse](t, e2.do(t, "GET", "/api/history?since=10m&step=10s"))
-	if len(h.Gaps) != 1 || !h.Gaps[0].Since.Equal(t0.Add(-2*time.Minute+runSlack)) || !h.Gaps[0].Until.Equal(t0) {
-		t.Fatalf("gaps %+v", h.Gaps)
+	// Another daemon: stopped cleanly at -2m (its final mark): the gap
+	// starts right there; one killed at -2m is known alive up to
+	// runSlack later.
+	for _, stopped := range []bool{true, false} {
+		e2 := newEnv(t, Config{})
+		if err := e2.st.MarkRun(ctx, t0.Add(-8*time.Minute), t0.Add(-2*time.Minute), stopped); err != nil {
+			t.Fatal(err)
+		}
+		want := t0.Add(-2 * time.Minute)
+		if !stopped {
+			want = want.Add(runSlack)
+		}
+		h = decode[HistoryResponse](t, e2.do(t, "GET", "/api/history?since=10m&step=10s"))
+		if len(h.Gaps) != 1 || !h.Gaps[0].Since.Equal(want) || !h.Gaps[0].Until.Equal(t0) {
+			t.Fatalf("stopped %v: gaps %+v, want from %s", stopped, h.Gaps, want)
+		}
 	}
 	// A window inside one run has no gaps; one before any run neither.
 	if h := decode[HistoryResponse](t, e.do(t, "GET", "/api/history?since=7m&until=3m")); len(h.Gaps) != 0 {

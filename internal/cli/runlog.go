@@ -10,17 +10,17 @@ import (
 )
 
 // startRunLog records this daemon run in the store's runs table (started
-// now, alive every store.RunHeartbeat and once more when stopped), so the
+// now, alive every store.RunHeartbeat and its end when stopped), so the
 // dashboard and the API draw downtime as a gap, not as zero traffic. The
 // returned stop writes the final mark: defer it before the store's Close.
 func startRunLog(ctx context.Context, st *store.Store, log *slog.Logger) (stop func()) {
 	started := time.Now()
-	mark := func(ctx context.Context) {
-		if err := st.MarkRun(ctx, started, time.Now()); err != nil && ctx.Err() == nil {
+	mark := func(ctx context.Context, stopped bool) {
+		if err := st.MarkRun(ctx, started, time.Now(), stopped); err != nil && ctx.Err() == nil {
 			log.Debug("recording the daemon run failed; retrying", "every", store.RunHeartbeat, "err", err)
 		}
 	}
-	mark(ctx)
+	mark(ctx, false)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -33,7 +33,7 @@ func startRunLog(ctx context.Context, st *store.Store, log *slog.Logger) (stop f
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				mark(ctx)
+				mark(ctx, false)
 			}
 		}
 	}()
@@ -42,6 +42,6 @@ func startRunLog(ctx context.Context, st *store.Store, log *slog.Logger) (stop f
 		wg.Wait()
 		fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer fcancel()
-		mark(fctx)
+		mark(fctx, true)
 	}
 }

@@ -22,13 +22,13 @@ func TestRunLogMarksStartAndStop(t *testing.T) {
 	before := time.Now().Truncate(time.Millisecond)
 	stop := startRunLog(context.Background(), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	runs, err := st.Runs(context.Background(), before.Add(-time.Hour), time.Now().Add(time.Hour))
-	if err != nil || len(runs) != 1 || runs[0].Started.Before(before) {
+	if err != nil || len(runs) != 1 || runs[0].Started.Before(before) || runs[0].Stopped {
 		t.Fatalf("runs at start %+v, %v", runs, err)
 	}
 	stop()
 	stopped := time.Now()
 	runs, err = st.Runs(context.Background(), before.Add(-time.Hour), time.Now().Add(time.Hour))
-	if err != nil || len(runs) != 1 || runs[0].Alive.Before(runs[0].Started) || runs[0].Alive.After(stopped) {
+	if err != nil || len(runs) != 1 || runs[0].Alive.Before(runs[0].Started) || runs[0].Alive.After(stopped) || !runs[0].Stopped {
 		t.Fatalf("runs after stop %+v, %v", runs, err)
 	}
 }

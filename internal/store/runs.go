@@ -11,17 +11,19 @@ import (
 // downtime (no data because nothing was counted) from idle time (counted,
 // nothing sent):
 //
-//	runs  one row per `bwtracker run`: started_ms (primary key) and
+//	runs  one row per `bwtracker run`: started_ms (primary key),
 //	      alive_ms, the last time it said it was running (MarkRun, every
-//	      RunHeartbeat and once more on a clean stop). Bounded: MarkRun
-//	      keeps the newest MaxRuns rows.
+//	      RunHeartbeat), and stopped (1 once it stopped cleanly: alive_ms
+//	      is then its exact end). Bounded: MarkRun keeps the newest
+//	      MaxRuns rows.
 //
 // A database written by an older binary has no rows before its first run
 // by this one; Runs then simply returns fewer runs (readers must treat the
 // time before the first run as unknown, not as downtime).
 const runsDDL = `CREATE TABLE IF NOT EXISTS runs (
   started_ms INTEGER PRIMARY KEY,
-  alive_ms   INTEGER NOT NULL
+  alive_ms   INTEGER NOT NULL,
+  stopped    INTEGER NOT NULL DEFAULT 0
 )`
 
 // RunHeartbeat is how often the daemon calls MarkRun: a run that ended
@@ -33,10 +35,12 @@ const RunHeartbeat = 10 * time.Second
 // year still fits).
 const MaxRuns = 1 << 20
 
-// Run is one daemon run: [Started, Alive].
+// Run is one daemon run: [Started, Alive]; Stopped when it ended cleanly
+// at Alive (else it was last known alive then).
 type Run struct {
 	Started time.Time
 	Alive   time.Time
+	Stopped bool
 }
 
 // migrateRuns creates the runs table.
@@ -47,16 +51,17 @@ func (s *Store) migrateRuns(ctx context.Context) error {
 	return nil
 }
 
-// MarkRun records that the run started at started was alive at alive.
-func (s *Store) MarkRun(ctx context.Context, started, alive time.Time) error {
+// MarkRun records that the run started at started was alive at alive, and
+// with stopped that it ended there (its last mark, on a clean stop).
+func (s *Store) MarkRun(ctx context.Context, started, alive time.Time, stopped bool) error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	if s.sql == nil {
 		return &Error{Path: s.path, Op: "write", Err: errors.New("database not open (a recovery failed; retried every interval)")}
 	}
 	st, al := started.UnixMilli(), max(alive.UnixMilli(), started.UnixMilli())
-	if _, err := s.sql.ExecContext(ctx, `INSERT INTO runs (started_ms, alive_ms) VALUES (?, ?)
-ON CONFLICT (started_ms) DO UPDATE SET alive_ms = max(alive_ms, excluded.alive_ms)`, st, al); err != nil {
+	if _, err := s.sql.ExecContext(ctx, `INSERT INTO runs (started_ms, alive_ms, stopped) VALUES (?, ?, ?)
+ON CONFLICT (started_ms) DO UPDATE SET alive_ms = max(alive_ms, excluded.alive_ms), stopped = max(stopped, excluded.stopped)`, st, al, stopped); err != nil {
 		return s.classify("write", err)
 	}
 	if _, err := s.sql.ExecContext(ctx, `DELETE FROM runs WHERE started_ms < (
@@ -73,7 +78,7 @@ ON CONFLICT (started_ms) DO UPDATE SET alive_ms = max(alive_ms, excluded.alive_m
 func (s *Store) Runs(ctx context.Context, since, until time.Time) ([]Run, error) {
 	var out []Run
 	err := s.readTx(ctx, func(db querier) error {
-		rows, err := db.QueryContext(ctx, `SELECT started_ms, alive_ms FROM runs
+		rows, err := db.QueryContext(ctx, `SELECT started_ms, alive_ms, stopped FROM runs
 WHERE started_ms < ?2 AND started_ms >= coalesce((SELECT max(started_ms) FROM runs WHERE started_ms <= ?1), ?1)
 ORDER BY started_ms`, since.UnixMilli(), until.UnixMilli())
 		if err != nil {
@@ -85,10 +90,11 @@ ORDER BY started_ms`, since.UnixMilli(), until.UnixMilli())
 		defer rows.Close()
 		for rows.Next() {
 			var st, al int64
-			if err := rows.Scan(&st, &al); err != nil {
+			var stopped bool
+			if err := rows.Scan(&st, &al, &stopped); err != nil {
 				return s.classify("query", err)
 			}
-			out = append(out, Run{Started: time.UnixMilli(st), Alive: time.UnixMilli(al)})
+			out = append(out, Run{Started: time.UnixMilli(st), Alive: time.UnixMilli(al), Stopped: stopped})
 		}
 		if err := rows.Err(); err != nil {
 			return s.classify("query", err)
