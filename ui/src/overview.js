@@ -59,14 +59,21 @@ export class Overview {
     } catch (e) {
       note = note || "Could not load the remotes: " + e.message;
     }
+    // The locality split of the whole window: /api/summary's scopes (a
+    // daemon with scopes), else the remotes' own scope fields.
+    let scopes = null;
+    try {
+      const sum = await getJSON("summary", { since });
+      if (Array.isArray(sum.scopes)) scopes = sum.scopes;
+    } catch {
+      /* the remotes may still carry scopes */
+    }
     if (gen !== this.gen) return;
     $("ov-note").textContent = note;
     $("ov-note").hidden = !note;
     if (per) this.renderPeriods(per);
-    if (rem) {
-      this.renderRemotes(rem);
-      this.renderScopes(rem);
-    }
+    if (rem) this.renderRemotes(rem);
+    if (scopes || rem) this.renderScopes(scopes || rem.remotes);
   }
 
   renderPeriods(per) {
@@ -103,7 +110,9 @@ export class Overview {
   }
 
   renderRemotes(rem) {
-    const top = rem.remotes.filter((r) => r.remote_ip).slice(0, 10);
+    // Placeholders ("(overflow)", "(other remotes)" of folded tiers) are
+    // not remotes to name.
+    const top = rem.remotes.filter((r) => r.remote_ip && !r.remote_ip.startsWith("(")).slice(0, 10);
     const named = top.some((r) => r.remote_name);
     $("ov-remotes-name").hidden = !named;
     $("ov-remotes-body").innerHTML = top
@@ -115,9 +124,10 @@ export class Overview {
     $("ov-remotes-empty").hidden = top.length > 0;
   }
 
-  renderScopes(rem) {
+  // renderScopes takes rows with scope, tx_bytes and rx_bytes.
+  renderScopes(rows) {
     const el = $("ov-scope");
-    if (!rem.remotes.some((r) => r.scope !== undefined)) {
+    if (!rows.some((r) => r.scope !== undefined)) {
       el.innerHTML = `<p class="hint">Not reported by this daemon yet (the remotes have no <code>scope</code>).</p>`;
       el.removeAttribute("aria-label");
       el.removeAttribute("role");
@@ -125,7 +135,7 @@ export class Overview {
     }
     const sums = new Map();
     let all = 0;
-    for (const r of rem.remotes) {
+    for (const r of rows) {
       const s = r.scope || "unknown";
       const v = r.tx_bytes + r.rx_bytes;
       sums.set(s, (sums.get(s) || 0) + v);
