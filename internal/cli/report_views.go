@@ -110,11 +110,18 @@ func runSummary(ctx context.Context, c *cli.Context, st *store.Store, q store.Qu
 // GraphCells is how many cells a --graph sparkline has.
 const GraphCells = 16
 
-// graphEdges splits [since, until) into GraphCells bins of whole 5-minute
-// steps (cheap to read from every tier), the first starting at since
-// rounded down to 5 minutes.
+// graphEdges splits [since, until) into GraphCells bins of whole steps:
+// 5 minutes (cheap to read from every tier) when the window is long
+// enough, else whole minutes or seconds; the first bin starts at since
+// rounded down to the step's grain.
 func graphEdges(since, until time.Time) ([]time.Time, time.Duration) {
-	const grain = 5 * time.Minute
+	grain := 5 * time.Minute
+	switch d := until.Sub(since); {
+	case d < GraphCells*time.Minute:
+		grain = time.Second
+	case d < GraphCells*5*time.Minute:
+		grain = time.Minute
+	}
 	start := since.Truncate(grain)
 	step := (until.Sub(start) + GraphCells - 1) / GraphCells // ceil
 	step = max(grain, (step+grain-1)/grain*grain)

@@ -157,3 +157,21 @@ func TestReportPeriodYearAndPNG(t *testing.T) {
 		t.Fatalf("--png unwritable: exit %d %s", code, stderr)
 	}
 }
+
+func TestGraphEdges(t *testing.T) {
+	until := time.Date(2026, 12, 2, 20, 33, 17, 0, time.UTC)
+	for _, tc := range []struct {
+		window time.Duration
+		step   time.Duration
+	}{
+		{24 * time.Hour, 95 * time.Minute}, // 5-minute grain
+		{15 * time.Minute, 57 * time.Second},
+		{time.Hour, 4 * time.Minute},
+		{2 * time.Minute, 8 * time.Second},
+	} {
+		edges, step := graphEdges(until.Add(-tc.window), until)
+		if step != tc.step || len(edges) != GraphCells+1 || edges[0].After(until.Add(-tc.window)) || edges[GraphCells].Before(until) {
+			t.Errorf("%s: step %s (want %s), edges %s .. %s", tc.window, step, tc.step, edges[0], edges[len(edges)-1])
+		}
+	}
+}

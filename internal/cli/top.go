@@ -170,7 +170,11 @@ func runTop(c *cli.Context) error {
 	}
 	sortProcs(snap.Processes, key)
 	if c.Bool("once") {
-		if err := printSnapshot(c.App.Writer, format, snap); err != nil {
+		width := report.DefaultWidth
+		if w, ok := terminalWidth(c.App.Writer); ok {
+			width = w
+		}
+		if err := printSnapshot(c.App.Writer, format, snap, width); err != nil {
 			return err
 		}
 		if hidden > 0 {
@@ -189,7 +193,9 @@ func runTop(c *cli.Context) error {
 	return v.run(c.Context)
 }
 
-func printSnapshot(w io.Writer, format string, snap liveSnap) error {
+// printSnapshot prints snap for --once; a table fits width (names and
+// paths lose their middle), JSON is whole.
+func printSnapshot(w io.Writer, format string, snap liveSnap, width int) error {
 	if snap.Processes == nil {
 		snap.Processes = []liveProc{}
 	}
@@ -201,7 +207,7 @@ func printSnapshot(w io.Writer, format string, snap liveSnap) error {
 	// report.Table escapes control characters in names and paths (see
 	// report.Safe) and measures wide runes. The same columns as the
 	// interactive view (topColumns).
-	tw := &report.Table{Right: true, Left: map[int]bool{1: true, 2: true, 9: true}}
+	tw := &report.Table{Right: true, Left: map[int]bool{1: true, 2: true, 9: true}, Max: width, Shrink: map[int]int{1: 4, 2: 8, 9: 12}}
 	tw.Add(topColumns(false)...)
 	for _, r := range topRows(snap.Processes, false, "") {
 		tw.Add(r.cells(false, report.Units{})...)

@@ -403,7 +403,7 @@ func TestTopKeysInTmux(t *testing.T) {
 		t.Errorf("grouped header:\n%s", s)
 	}
 	tt.keys("g")
-	tt.waitFor("ungrouped", func(s string) bool { return strings.Contains(s, "3 processes") && strings.Contains(s, "PID   USER") })
+	tt.waitFor("ungrouped", func(s string) bool { return strings.Contains(s, "3 processes") && strings.Contains(s, "PID  USER") })
 
 	// p: paused, no more fetches; p again resumes.
 	tt.keys("p")

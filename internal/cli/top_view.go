@@ -152,6 +152,10 @@ func mergeConns(a, b []live.ConnRate) []live.ConnRate {
 	return out[:min(len(out), live.MaxConns)]
 }
 
+// topExeWidth bounds the EXE column of the interactive view (cut in the
+// middle); --once --format json has the whole path.
+const topExeWidth = 40
+
 // topView is the interactive screen.
 type topView struct {
 	api      *apiclient.Client
@@ -422,7 +426,7 @@ func (v *topView) draw() {
 	}
 	idleNote := ""
 	if hidden > 0 {
-		idleNote = fmt.Sprintf(" (+%d idle hidden)", hidden)
+		idleNote = fmt.Sprintf(" (+%d idle)", hidden)
 	}
 	what := "processes"
 	if grouped {
@@ -439,9 +443,9 @@ func (v *topView) draw() {
 			since = "since daemon start " + v.started.Local().Format("2006-01-02 15:04")
 		}
 	}
-	fmt.Fprintf(v.header.Clear(), "[::b]bwtracker top[::-]  %s  sending [yellow]%s[-]  receiving [green]%s[-]  %d %s%s  sort: %s%s\n",
-		snap.Time.Local().Format("15:04:05"), u.Rate(snap.TxRate), u.Rate(snap.RxRate), len(rows), what, idleNote, key, pause)
-	fmt.Fprintf(v.header, "totals %s: sent %s, received %s\n", since, u.Size(snap.TxBytes), u.Size(snap.RxBytes))
+	fmt.Fprintf(v.header.Clear(), "[::b]bwtracker top[::-]  %s  sending [yellow]%s[-]  receiving [green]%s[-]  %d %s%s%s\n",
+		snap.Time.Local().Format("15:04:05"), u.Rate(snap.TxRate), u.Rate(snap.RxRate), len(rows), what, idleNote, pause)
+	fmt.Fprintf(v.header, "totals %s: sent %s, received %s  sort: %s\n", since, u.Size(snap.TxBytes), u.Size(snap.RxBytes), key)
 	if len(firing) > 0 {
 		fmt.Fprintf(v.header, "[red::b]%d alert(s) firing[-::-] (! marks the process; `bwtracker alerts`)  ", len(firing))
 	}
@@ -450,7 +454,7 @@ func (v *topView) draw() {
 	hdr := topColumns(grouped)
 	hdr[3], hdr[4], hdr[5] = mark(sortTx)+hdr[3], mark(sortRx)+hdr[4], mark(sortTotal)+hdr[5]
 	for i, h := range hdr {
-		v.table.SetCell(0, i, tview.NewTableCell(h+"  ").SetSelectable(false).SetAttributes(tcell.AttrBold).SetExpansion(b2i(i == len(hdr)-1)))
+		v.table.SetCell(0, i, tview.NewTableCell(h+" ").SetSelectable(false).SetAttributes(tcell.AttrBold).SetExpansion(b2i(i == len(hdr)-1)))
 	}
 	selRow := 0
 	for i, r := range rows {
@@ -465,7 +469,11 @@ func (v *topView) draw() {
 		for j, s := range cells {
 			// Names and paths are chosen by other users: visible escapes
 			// for control characters, then tview's own [tag] escaping.
-			cell := tview.NewTableCell(tview.Escape(report.Safe(s)) + "  ")
+			s = report.Safe(s)
+			if j == len(cells)-1 {
+				s = report.Middle(s, topExeWidth) // the path's end says most
+			}
+			cell := tview.NewTableCell(tview.Escape(s) + " ")
 			if j == 2 && len(rules) > 0 {
 				cell.SetTextColor(tcell.ColorRed)
 			}

@@ -107,15 +107,7 @@ func WritePNG(w io.Writer, ps []store.Period, opt PeriodOptions, title string) e
 		peak = max(peak, sent[i], recv[i])
 	}
 	p.Y.Max = max(1, peak*1.15) // room for the legend
-	p.Y.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
-		ts := plot.DefaultTicks{}.Ticks(lo, hi)
-		for i := range ts {
-			if ts[i].Label != "" {
-				ts[i].Label = u.Size(uint64(max(0, ts[i].Value)))
-			}
-		}
-		return ts
-	})
+	p.Y.Tick.Marker = plot.TickerFunc(func(lo, hi float64) []plot.Tick { return sizeTicks(hi, u) })
 	chart := draw.Crop(dc, pngPad, -pngPad, H-pngTitleH-pngChartH, -pngTitleH)
 	p.Draw(chart)
 
@@ -143,6 +135,38 @@ func WritePNG(w io.Writer, ps []store.Period, opt PeriodOptions, title string) e
 		return fmt.Errorf("png: %w", err)
 	}
 	return nil
+}
+
+// sizeTicks puts the y axis ticks on round amounts of the unit the labels
+// use (1, 2 or 5 × a power of ten of KiB, MiB, ... or of kbit, Mbit, ...),
+// at most 6 labelled.
+func sizeTicks(hi float64, u Units) []plot.Tick {
+	base, scale := 1024.0, 1.0 // bytes
+	if u.Bits {
+		base, scale = 1000, 8
+	}
+	v := hi * scale // in the label's base unit (B or bit)
+	unit := 1.0
+	for v/unit >= base {
+		unit *= base
+	}
+	step := unit
+	for _, m := range []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000} {
+		step = m * unit
+		if v/step <= 5 {
+			break
+		}
+	}
+	var ts []plot.Tick
+	for x := 0.0; x <= v; x += step {
+		ts = append(ts, plot.Tick{Value: x / scale, Label: u.Size(uint64(x / scale))})
+		for i := 1; i < 4; i++ { // minor ticks
+			if m := x + step*float64(i)/4; m <= v {
+				ts = append(ts, plot.Tick{Value: m / scale})
+			}
+		}
+	}
+	return ts
 }
 
 // shortLabel names a period on the chart's axis.
