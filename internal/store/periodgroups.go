@@ -27,21 +27,7 @@ func (s *Store) PeriodGroups(ctx context.Context, q Query, edges []time.Time) ([
 	if err != nil {
 		return nil, err
 	}
-	// The coarsest grain every edge is a multiple of (Periods does the same).
-	grain := int64(1)
-	for _, g := range []time.Duration{5 * time.Minute, time.Minute, time.Second} {
-		ok := true
-		for _, e := range ems {
-			if e%g.Milliseconds() != 0 {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			grain = g.Milliseconds()
-			break
-		}
-	}
+	grain := edgeGrain(ems) // as Periods
 	groups := make([]map[Row]*Row, len(edges)-1) // key: row with zeroed sums
 	err = s.selectRows(ctx, q, selection{edges: ems, maxTier: len(Tiers) - 1, by: by, bucket: grain}, func(tb int64, r Row) {
 		k := sort.Search(len(ems), func(i int) bool { return ems[i] > tb }) - 1
