@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur, err := c.Current(ctx)
-	if err != nil || cur.TxBytes != 5 || cur.ProcessCount != 1 || len(cur.Processes) != 1 || cur.Processes[0] != (live.ProcRate{PID: 42, Comm: "curl", TxBytes: 5}) {
+	if err != nil || cur.TxBytes != 5 || cur.ProcessCount != 1 || len(cur.Processes) != 1 || !reflect.DeepEqual(cur.Processes[0], live.ProcRate{PID: 42, Comm: "curl", TxBytes: 5}) {
 		t.Fatalf("current: %+v %v", cur, err)
 	}
 	if gotAuth != "Bearer s3cret" {

@@ -27,7 +27,7 @@ func (s *Store) PeriodGroups(ctx context.Context, q Query, edges []time.Time) ([
 	if err != nil {
 		return nil, err
 	}
-	grain := edgeGrain(ems) // as Periods
+	grain := edgeGrain(ems)                      // as Periods
 	groups := make([]map[Row]*Row, len(edges)-1) // key: row with zeroed sums
 	err = s.selectRows(ctx, q, selection{edges: ems, maxTier: len(Tiers) - 1, by: by, bucket: grain}, func(tb int64, r Row) {
 		k := sort.Search(len(ems), func(i int) bool { return ems[i] > tb }) - 1
