@@ -117,7 +117,9 @@ func readNode(kubeletRoot, podLogRoot, containerLogRoot string) scan {
 }
 
 // readPodDir reads one kubelet pod directory; ok is false when it names
-// neither the namespace nor the pod.
+// neither the namespace nor the pod. It is only the fallback: etc-hosts is
+// mounted writable into the pod's containers, so a pod could rename itself
+// there; the log directories, which only the kubelet writes, win.
 func readPodDir(dir, uid string) (*Pod, bool) {
 	p := &Pod{UID: uid}
 	if ms, _ := filepath.Glob(filepath.Join(dir, "volumes", "kubernetes.io~projected", "kube-api-access-*", "namespace")); len(ms) > 0 {
