@@ -918,6 +918,8 @@ int BPF_PROG(tp_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	stash_addr(a, BWT_DIR_RX);
 	return 0;
 }
+/* ---- DNS answers delivered to local sockets (remote names) ---- */
+#include "dns.bpf.h"
 
 /* ---- exec events: executable path of processes that may be gone before
  * user space can read /proc ---- */

@@ -574,7 +574,7 @@ func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
 // remoteTotal is the wire form of a remote row; a folded row (the remote
 // store.OtherRemotes) says so.
 func remoteTotal(r store.Row) RemoteTotal {
-	return RemoteTotal{RemoteIP: r.RemoteIP, Protocol: r.Protocol, RemotePort: r.RemotePort, NetNS: r.NetNS,
+	return RemoteTotal{RemoteIP: r.RemoteIP, RemoteName: r.RemoteName, Protocol: r.Protocol, RemotePort: r.RemotePort, NetNS: r.NetNS,
 		Folded: r.RemoteIP == store.OtherRemotes, TxBytes: r.TxBytes, RxBytes: r.RxBytes}
 }
 

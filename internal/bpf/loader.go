@@ -50,6 +50,8 @@ var (
 	// tp_btf programs of both backends: exec events, the seeding of TCP
 	// receive counts, the peers of unconnected ICMP/raw/AF_PACKET sockets.
 	commonProgs = []string{"tp_sched_process_exec", "tp_inet_sock_set_state", "tp_fib_table_lookup", "tp_fib6_table_lookup", "tp_skb_copy_datagram_iovec"}
+	// dnsProgs capture DNS answers for remote names (dns.go); optional.
+	dnsProgs = []string{"cg_dns_ingress"}
 )
 
 // BTFPath is where the kernel exposes its own BTF.
@@ -128,6 +130,8 @@ type Options struct {
 	// NoAttach loads (and verifies) the programs without attaching them:
 	// `bwtracker check` uses it.
 	NoAttach bool
+	// NoDNS leaves out the DNS answer capture (dns.go).
+	NoDNS bool
 }
 
 // Tracker is a loaded and attached set of programs.
@@ -154,6 +158,7 @@ type Tracker struct {
 	log      *slog.Logger
 	// leftover counts entries a batched drain left behind (DrainLeftover).
 	leftover atomic.Uint64
+	dns      dnsCapture // dns.go
 }
 
 var loggerOnce sync.Once
@@ -180,6 +185,7 @@ type LoadError struct {
 	Backend Backend
 	Err     error
 	Hint    string
+	load    bool // the object failed to load (not to attach)
 }
 
 func (e *LoadError) Error() string {
@@ -211,8 +217,28 @@ func hintFor(b Backend, err error) string {
 }
 
 // Load opens the embedded object, enables the chosen backend's programs,
-// loads and (unless NoAttach) attaches them.
-func Load(opts Options) (_ *Tracker, err error) {
+// loads and (unless NoAttach) attaches them. The DNS answer capture is
+// optional: when the object does not load with it, Load loads it again
+// without it and says so (DNSCapture); byte counting never depends on it.
+func Load(opts Options) (*Tracker, error) {
+	if opts.NoDNS {
+		return load(opts, false)
+	}
+	t, err := load(opts, true)
+	var le *LoadError
+	if err == nil || !errors.As(err, &le) || !le.load {
+		return t, err
+	}
+	t, err2 := load(opts, false)
+	if err2 != nil {
+		return nil, err2
+	}
+	t.dns.state = "does not load here (" + le.Err.Error() + "); remote names come from reverse DNS only"
+	t.log.Warn("DNS answer capture does not load; remote names come from reverse DNS only (byte counting is not affected)", "err", le.Err)
+	return t, nil
+}
+
+func load(opts Options, withDNS bool) (_ *Tracker, err error) {
 	log := opts.Log
 	if log == nil {
 		log = slog.Default()
@@ -277,10 +303,13 @@ func Load(opts Options) (_ *Tracker, err error) {
 		want = fentryProgs
 	}
 	want = append(append(append([]string{}, want...), cgroupProgs...), commonProgs...)
+	if withDNS {
+		want = append(want, dnsProgs...)
+	}
 	for _, n := range want {
 		enabled[n] = true
 	}
-	for _, n := range append(append([]string{}, tracepointProgs...), fentryProgs...) {
+	for _, n := range append(append(append([]string{}, tracepointProgs...), fentryProgs...), dnsProgs...) {
 		if enabled[n] {
 			continue
 		}
@@ -293,7 +322,7 @@ func Load(opts Options) (_ *Tracker, err error) {
 		}
 	}
 	if err := mod.BPFLoadObject(); err != nil {
-		return nil, &LoadError{Backend: backend, Err: err, Hint: hintFor(backend, err)}
+		return nil, &LoadError{Backend: backend, Err: err, Hint: hintFor(backend, err), load: true}
 	}
 	for i, name := range []string{"flows_a", "flows_b"} {
 		if t.flows[i], err = mod.GetMap(name); err != nil {
@@ -327,6 +356,9 @@ func Load(opts Options) (_ *Tracker, err error) {
 		return nil, err
 	}
 	t.logMapMemory(ncpu, sizes)
+	if err := t.dns.loaded(mod, withDNS); err != nil {
+		return nil, err
+	}
 	if opts.NoAttach {
 		return t, nil
 	}
@@ -347,6 +379,9 @@ func Load(opts Options) (_ *Tracker, err error) {
 		} else {
 			l, err = p.AttachGeneric()
 		}
+		if err != nil && t.dns.optional(n, cgRoot, err, log) {
+			continue
+		}
 		if err != nil {
 			return nil, &LoadError{Backend: backend, Err: fmt.Errorf("attaching %s: %w", n, err), Hint: hintFor(backend, err)}
 		}
@@ -366,6 +401,9 @@ func Load(opts Options) (_ *Tracker, err error) {
 		}
 		close(t.execCh)
 	}()
+	if err := t.dns.start(mod, cgRoot, log); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -667,6 +705,7 @@ func (t *Tracker) Close() {
 		t.rb.Close()
 		t.rb = nil
 	}
+	t.dns.close()
 	if t.mod != nil {
 		t.mod.Close()
 		t.mod = nil

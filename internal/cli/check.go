@@ -69,6 +69,7 @@ Example:
 				say(false, "cgroup v2", err.Error())
 			}
 			loads := map[bpf.Backend]bool{}
+			dnsState := "" // the DNS answer capture with the auto backend (bpf/dns.go)
 			auto, err := bpf.Select(bpf.Auto, p)
 			for _, b := range []bpf.Backend{bpf.Tracepoint, bpf.Fentry} {
 				// A backend that auto does not pick is only information:
@@ -93,6 +94,9 @@ Example:
 					bad("exists but does not load: " + err.Error())
 					continue
 				}
+				if b == auto {
+					_, dnsState = t.DNSCapture()
+				}
 				t.Close()
 				loads[b] = true
 				say(true, "backend "+string(b), "loads")
@@ -109,6 +113,13 @@ Example:
 			}
 			// Kubernetes names: information only (most hosts are no node).
 			info("kubernetes names", k8sResolver(c, newLogger(c)).Describe())
+			switch dnsState {
+			case "":
+			case "loads (not attached)":
+				say(true, "dns names", "the cgroup_skb ingress program capturing DNS answers loads (run attaches it at the cgroup v2 root)")
+			default: // optional: names fall back to reverse DNS
+				info("dns names", dnsState)
+			}
 			dir := filepath.Dir(c.String(flagDB))
 			if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 				say(true, "database dir", dir)

@@ -23,9 +23,13 @@ being allowed to read the file (it is root-only by default).
 
 Rows are sorted by total bytes, largest first. Table output uses IEC units
 (KiB, MiB; --bits for kbit, Mbit), a bar per row (--graph: a sparkline of
-the row over the window instead) and host names for remote addresses
-(reverse DNS, at most --resolve-timeout; --no-resolve to skip); json and
-csv print exact byte counts and raw addresses. Every table has the columns
+the row over the window instead) and host names for remote addresses: the
+name the process itself resolved (from the DNS answers the daemon saw),
+else reverse DNS (cached in the database, at most --resolve-timeout;
+--no-resolve to skip). json and csv print exact byte counts, raw addresses
+and remote_name (the resolved name, "" when none was seen). --by domain
+groups by the registrable domain of that name (eTLD+1: www.google.co.uk ->
+google.co.uk). Every table has the columns
 SENT, RECEIVED, TOTAL in that order and fits the terminal (80 columns when
 not a terminal; --width): long names and paths lose their middle ("…").
 
@@ -45,6 +49,7 @@ Examples:
    sudo bwtracker report --by process,remote --top 20
    sudo bwtracker report --by exe --since 30d
    sudo bwtracker report --by user --since 7d
+   sudo bwtracker report --by process,domain --since 30d
    sudo bwtracker report --daily
    sudo bwtracker report --since 7d --graph --bits
    sudo bwtracker report --period year
@@ -240,11 +245,11 @@ func runReport(c *cli.Context) error {
 		if resolver != nil {
 			var addrs []string
 			for _, p := range report.SelectPeriods(ps, opt.TopDays) {
-				if p.Top.RemoteIP != store.OtherRemotes {
+				if p.Top.RemoteIP != store.OtherRemotes && p.Top.RemoteName == "" {
 					addrs = append(addrs, p.Top.RemoteIP)
 				}
 			}
-			opt.Names = resolver.Resolve(addrs, timeout)
+			opt.Names, _ = resolver.ResolveCached(ctx, st, addrs, timeout)
 		}
 		if path := c.String("png"); path != "" {
 			return writePNG(c, path, ps, opt, q.Since, until)
@@ -275,13 +280,14 @@ func runReport(c *cli.Context) error {
 		rows = rows[:top]
 	}
 	if resolver != nil {
+		// Names the processes resolved need no reverse DNS.
 		addrs := make([]string, 0, len(rows))
 		for _, r := range rows {
-			if r.RemoteIP != store.OtherRemotes {
+			if r.RemoteIP != store.OtherRemotes && r.RemoteName == "" {
 				addrs = append(addrs, r.RemoteIP)
 			}
 		}
-		opt.Names = resolver.Resolve(addrs, timeout)
+		opt.Names, opt.Unresolved = resolver.ResolveCached(ctx, st, addrs, timeout)
 	}
 	var step time.Duration
 	if c.Bool("graph") && format == "table" && len(rows) > 0 {

@@ -44,6 +44,13 @@ var matrixProcs = []matrixProc{
 		"shop", "web-7c5ddbdf54-x7k2p", "deployment/web"},
 }
 
+// matrixNames are the DNS names seeded for remotes: name, domain (two
+// names of one domain, one remote without a name).
+var matrixNames = map[string][2]string{
+	"198.18.0.1": {"www.example.com", "example.com"},
+	"198.18.0.2": {"api.example.com", "example.com"},
+}
+
 type matrixRec struct {
 	ts     time.Time
 	p      matrixProc
@@ -73,7 +80,9 @@ func (r matrixRec) fields(d string) map[string]any {
 	case store.DimWorkload:
 		return map[string]any{"workload": r.p.workload}
 	case store.DimRemote:
-		return map[string]any{"remote_ip": r.remote}
+		return map[string]any{"remote_ip": r.remote, "remote_name": matrixNames[r.remote][0]}
+	case store.DimDomain:
+		return map[string]any{"domain": matrixNames[r.remote][1]}
 	case store.DimProtocol:
 		return map[string]any{"protocol": r.proto}
 	case store.DimPort:
@@ -158,6 +167,13 @@ func seedMatrix(t *testing.T, db string, now time.Time) []matrixRec {
 			".slice/cri-containerd-" + matrixContainerID2 + ".scope", ContainerID: matrixContainerID2, Runtime: "containerd", PodUID: matrixPodUID,
 			Namespace: "shop", Pod: "web-7c5ddbdf54-x7k2p", ContainerName: "envoy", WorkloadKind: "deployment", WorkloadName: "web"},
 	}); err != nil {
+		t.Fatal(err)
+	}
+	var names []store.NameRecord
+	for ip, n := range matrixNames {
+		names = append(names, store.NameRecord{NetNS: 1, IP: ip, Name: n[0], Domain: n[1], FirstSeen: now, LastSeen: now, Expires: now})
+	}
+	if err := st.PutNames(ctx, names); err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(9, 9))

@@ -22,6 +22,7 @@ import (
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
 	"github.com/bwtracker/bwtracker/internal/collector"
+	"github.com/bwtracker/bwtracker/internal/dnsnames"
 	"github.com/bwtracker/bwtracker/internal/k8s"
 	"github.com/bwtracker/bwtracker/internal/metrics"
 	"github.com/bwtracker/bwtracker/internal/privdrop"
@@ -54,6 +55,7 @@ logged and the previous rules stay active.`,
 			dbFlag(),
 			&cli.DurationFlag{Name: "interval", Value: time.Second, EnvVars: []string{"BWTRACKER_INTERVAL"}, Usage: "how often to drain the kernel counters and write the database (10ms to 1h)"},
 			&cli.StringFlag{Name: "hook", Value: "auto", Usage: "hook backend: auto (probe the kernel), tracepoint (Linux >= 6.4) or fentry (5.17 - 6.3)"},
+			&cli.BoolFlag{Name: "no-dns-names", Usage: "do not capture the DNS answers local processes receive (remote names then come from reverse DNS in report only)"},
 			&cli.UintFlag{Name: "map-entries", Value: 0, Usage: "capacity of each kernel flow map (flows per interval; 0 = 32768, fewer on machines with many CPUs so the per-CPU maps stay within 64 MiB). Flows beyond it keep their bytes in a per-process overflow entry (remote shown as \"(overflow)\"): totals stay exact, only the remote breakdown is lost"},
 			&cli.StringFlag{Name: "listen", Value: api.DefaultListen, EnvVars: []string{"BWTRACKER_LISTEN"}, Usage: "`ADDR:PORT` of the web dashboard, REST API and /metrics; a non-loopback address requires --auth-token"},
 			&cli.BoolFlag{Name: "no-web", Usage: "do not serve the dashboard, API or metrics"},
@@ -148,7 +150,7 @@ func runDaemon(c *cli.Context) error {
 		log.Error("DATABASE LOST COMMITTED FLUSHES AT OPEN", "db", st.Path(), "detail", l.String())
 	}
 
-	tr, err := bpf.Load(bpf.Options{Hook: hook, MapEntries: uint32(entries), SelfTGID: uint32(os.Getpid()), Log: log})
+	tr, err := bpf.Load(bpf.Options{Hook: hook, MapEntries: uint32(entries), SelfTGID: uint32(os.Getpid()), Log: log, NoDNS: c.Bool("no-dns-names")})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}
@@ -169,6 +171,13 @@ func runDaemon(c *cli.Context) error {
 	log.Info("privileges dropped after attach", "kept", privdrop.Names(keep), "cap_eff_before", before, "cap_eff_after", after, "no_new_privs", true)
 
 	cfgCol := collector.Config{Interval: interval, Version: version.Version, Kernel: kernelRelease(), Log: log}
+	if on, why := tr.DNSCapture(); on {
+		cfgCol.Names = dnsnames.NewTable()
+		if err := collector.LoadNames(c.Context, cfgCol.Names, st, dnsnames.DefaultMaxEntries/2); err != nil {
+			log.Warn("reading stored DNS names", "err", err)
+		}
+		log.Info("naming remotes by the DNS answers processes receive", "capture", why)
+	}
 	if cg, err := cgroupinfo.New(cgroupinfo.Options{}); err != nil {
 		log.Warn("no cgroup v2: traffic will not be attributed to services and containers", "err", err)
 	} else {

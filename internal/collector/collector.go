@@ -52,6 +52,7 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/bpf"
 	"github.com/bwtracker/bwtracker/internal/cgroupinfo"
+	"github.com/bwtracker/bwtracker/internal/dnsnames"
 	"github.com/bwtracker/bwtracker/internal/live"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
@@ -140,6 +141,9 @@ type Config struct {
 	Cgroups Cgroups
 	// ShutdownBudget bounds the final write (0 = ShutdownBudget).
 	ShutdownBudget time.Duration
+	// Names, when set, receives the DNS answers a DNSSource captures and
+	// its changes go to a NameSink after each write (names.go).
+	Names *dnsnames.Table
 }
 
 // OverflowRemote is the remote address of bytes whose remote the kernel had
@@ -302,6 +306,7 @@ func (c *Collector) Run(ctx context.Context) error {
 			c.procs.Remember(procinfo.Key{PID: ev.TGID, StartNS: ev.StartNS}, bpf.CString(ev.Filename[:]))
 		}
 	}()
+	c.consumeDNS()
 	t := time.NewTicker(c.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -471,6 +476,9 @@ func (c *Collector) flush(ctx context.Context, last bool, deadline time.Time) er
 	}
 	if werr == nil && len(c.backlog) == 0 {
 		c.lastWrite = now
+	}
+	if werr == nil {
+		c.persistNames(ctx)
 	}
 	if werr == nil && !last && now.Sub(c.lastCkpt) >= store.CheckpointEvery {
 		c.lastCkpt = now

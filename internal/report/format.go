@@ -32,6 +32,10 @@ type column struct {
 	text   func(store.Row) string
 }
 
+// tableHidden are fields only JSON and CSV carry: in tables the remote's
+// name is part of the REMOTE cell.
+var tableHidden = map[string]bool{"remote_name": true}
+
 func dimColumns(dim string) []column {
 	switch dim {
 	case store.DimProcess:
@@ -46,6 +50,13 @@ func dimColumns(dim string) []column {
 				return "(unknown)"
 			}
 			return r.RemoteIP
+		}}, {"remote_name", "NAME", func(r store.Row) any { return r.RemoteName }, func(r store.Row) string { return r.RemoteName }}}
+	case store.DimDomain:
+		return []column{{"domain", "DOMAIN", func(r store.Row) any { return r.Domain }, func(r store.Row) string {
+			if r.Domain == "" {
+				return "(no name)"
+			}
+			return r.Domain
 		}}}
 	case store.DimProtocol:
 		return []column{{"protocol", "PROTO", func(r store.Row) any { return r.Protocol }, func(r store.Row) string { return r.Protocol }}}
@@ -145,6 +156,9 @@ type Options struct {
 	// Folded adds FoldedNote to the footer (set it from Folded over all
 	// the window's rows, not only those shown).
 	Folded bool
+	// Unresolved counts remotes whose reverse DNS did not answer in time
+	// (shown as addresses); the footer says so.
+	Unresolved int
 }
 
 // shrinkMin is how narrow a text column may become to fit the width;
@@ -196,17 +210,28 @@ func Write(w io.Writer, format string, by []string, rows []store.Row) error {
 func WriteWith(w io.Writer, format string, by []string, rows []store.Row, opt Options) error {
 	cols := columns(by)
 	if format == "table" || format == "" {
-		for i, c := range cols {
-			if c.name == "remote_ip" && len(opt.Names) > 0 {
+		shown := cols[:0:0]
+		for _, c := range cols {
+			if tableHidden[c.name] {
+				continue
+			}
+			if c.name == "remote_ip" {
+				// The name the process resolved, else reverse DNS.
 				plain := c.text
-				cols[i].text = func(r store.Row) string {
-					if n := opt.Names[r.RemoteIP]; n != "" {
+				c.text = func(r store.Row) string {
+					n := r.RemoteName
+					if n == "" {
+						n = opt.Names[r.RemoteIP]
+					}
+					if n != "" && r.RemoteIP != "" {
 						return n + " (" + r.RemoteIP + ")"
 					}
 					return plain(r)
 				}
 			}
+			shown = append(shown, c)
 		}
+		cols = shown
 	}
 	switch format {
 	case "json":
@@ -309,6 +334,9 @@ func writeTable(w io.Writer, cols []column, rows []store.Row, opt Options) error
 	}
 	if opt.Folded || Folded(rows) {
 		fmt.Fprintln(w, FoldedNote())
+	}
+	if opt.Unresolved > 0 {
+		fmt.Fprintf(w, "%d remote names not resolved in time (shown as addresses; --resolve-timeout waits longer, later reports use the names found meanwhile)\n", opt.Unresolved)
 	}
 	if win := opt.Window; win != nil && win.Rows > len(rows) {
 		fmt.Fprintf(w, "%d of %d rows shown (… %d more: use --top 0 for all)\nwindow total: sent %s, received %s\n",

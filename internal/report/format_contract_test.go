@@ -10,7 +10,7 @@ import (
 )
 
 var sampleRows = []store.Row{
-	{PID: 42, Comm: "curl", Exe: "/usr/bin/curl", RemoteIP: "198.18.0.1", Protocol: "tcp", TxBytes: 1536, RxBytes: 3 << 20},
+	{PID: 42, Comm: "curl", Exe: "/usr/bin/curl", RemoteIP: "198.18.0.1", RemoteName: "www.example.com", Protocol: "tcp", TxBytes: 1536, RxBytes: 3 << 20},
 	{PID: 7, Comm: "ping", Exe: "/usr/bin/ping", RemoteIP: "", Protocol: "icmp", TxBytes: 108, RxBytes: 0},
 }
 
@@ -25,7 +25,7 @@ func TestJSONContract(t *testing.T) {
 	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"comm", "exe", "pid", "protocol", "remote_ip", "rx_bytes", "tx_bytes"}
+	want := []string{"comm", "exe", "pid", "protocol", "remote_ip", "remote_name", "rx_bytes", "tx_bytes"}
 	for _, r := range got {
 		var keys []string
 		for k := range r {
@@ -46,7 +46,7 @@ func TestJSONContract(t *testing.T) {
 	// Field order is stable and readable.
 	var compact bytes.Buffer
 	json.Compact(&compact, buf.Bytes())
-	if !strings.Contains(compact.String(), `"pid":42,"comm":"curl","exe":"/usr/bin/curl","remote_ip":"198.18.0.1","protocol":"tcp","tx_bytes":1536`) {
+	if !strings.Contains(compact.String(), `"pid":42,"comm":"curl","exe":"/usr/bin/curl","remote_ip":"198.18.0.1","remote_name":"www.example.com","protocol":"tcp","tx_bytes":1536`) {
 		t.Fatalf("order: %s", buf.String())
 	}
 	buf.Reset()
@@ -68,8 +68,27 @@ func TestTableHumanUnitsAndCSVExact(t *testing.T) {
 	buf.Reset()
 	Write(&buf, "csv", []string{store.DimRemote}, sampleRows)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if lines[0] != "remote_ip,tx_bytes,rx_bytes" || lines[1] != "198.18.0.1,1536,3145728" {
+	if lines[0] != "remote_ip,remote_name,tx_bytes,rx_bytes" || lines[1] != "198.18.0.1,www.example.com,1536,3145728" {
 		t.Fatalf("csv:\n%s", buf.String())
+	}
+	// Tables show the name the process resolved, else reverse DNS, and
+	// say how many names did not resolve in time.
+	buf.Reset()
+	rows := append(append([]store.Row(nil), sampleRows...), store.Row{RemoteIP: "192.0.2.5", TxBytes: 1})
+	WriteWith(&buf, "table", []string{store.DimRemote}, rows, Options{Names: map[string]string{"192.0.2.5": "rdns.example.net", "198.18.0.1": "rdns-loses.example"}, Unresolved: 3})
+	out = buf.String()
+	for _, s := range []string{"www.example.com (198.18.0.1)", "rdns.example.net (192.0.2.5)", "(unknown)", "3 remote names not resolved in time"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("table lacks %q:\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "NAME") || strings.Contains(out, "rdns-loses") {
+		t.Errorf("table has a NAME column or overrode a DNS name:\n%s", out)
+	}
+	buf.Reset()
+	Write(&buf, "json", []string{store.DimDomain}, []store.Row{{Domain: "example.com", TxBytes: 5}})
+	if !strings.Contains(buf.String(), `"domain": "example.com"`) {
+		t.Errorf("domain json: %s", buf.String())
 	}
 	buf.Reset()
 	Write(&buf, "table", []string{store.DimProcess}, nil)

@@ -149,7 +149,9 @@ func topLabel(by []string, r store.Row, names map[string]string) string {
 		case store.DimUser:
 			parts = append(parts, UserName(r.UID))
 		case store.DimRemote:
-			if n := names[r.RemoteIP]; n != "" {
+			if r.RemoteName != "" {
+				parts = append(parts, r.RemoteName)
+			} else if n := names[r.RemoteIP]; n != "" {
 				parts = append(parts, n)
 			} else {
 				parts = append(parts, orUnknown(r.RemoteIP))
@@ -160,6 +162,8 @@ func topLabel(by []string, r store.Row, names map[string]string) string {
 			parts = append(parts, "port "+orZero(uint64(r.RemotePort)))
 		case store.DimNetNS:
 			parts = append(parts, "netns "+orZero(uint64(r.NetNS)))
+		case store.DimDomain:
+			parts = append(parts, orUnknown(r.Domain))
 		case store.DimService:
 			parts = append(parts, orUnknown(r.Service))
 		case store.DimContainer:

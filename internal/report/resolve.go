@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bwtracker/bwtracker/internal/dnsnames"
+	"github.com/bwtracker/bwtracker/internal/store"
 )
 
 // DefaultResolveTimeout bounds how long a report waits for reverse DNS.
@@ -18,7 +21,7 @@ const DefaultResolveTimeout = 1500 * time.Millisecond
 type Resolver struct {
 	// Lookup does one reverse lookup; nil = net.DefaultResolver.LookupAddr.
 	Lookup func(ctx context.Context, addr string) ([]string, error)
-	// Workers bounds concurrent lookups (0 = 16).
+	// Workers bounds concurrent lookups (0 = 64).
 	Workers int
 
 	mu      sync.Mutex
@@ -36,7 +39,7 @@ func (r *Resolver) init() {
 		r.pending = map[string]chan struct{}{}
 		w := r.Workers
 		if w <= 0 {
-			w = 16
+			w = 64
 		}
 		r.sem = make(chan struct{}, w)
 	}
@@ -131,4 +134,87 @@ wait:
 	}
 	r.mu.Unlock()
 	return out
+}
+
+// Cache keeps reverse-DNS results across runs (internal/store: rdns_cache).
+type Cache interface {
+	ReverseNames(ctx context.Context, ips []string) (map[string]store.ReverseName, error)
+	SaveReverseNames(ctx context.Context, names map[string]string, domain func(string) string) error
+}
+
+// How long cached results are trusted before they are asked again (a
+// stale name is still shown while it is).
+const (
+	CacheFresh    = 7 * 24 * time.Hour
+	CacheNegative = time.Hour
+)
+
+// ResolveCached names addrs by reverse DNS without ever dropping a name it
+// already knows: loopback addresses are "localhost" without asking, names
+// in cache are used at once (and asked again in the background of this
+// run when older than CacheFresh; failures are retried after
+// CacheNegative), and the rest are looked up concurrently for at most
+// timeout. What finished is saved to cache for the next run. late counts
+// the addresses that got no name because their lookup did not finish in
+// time.
+func (r *Resolver) ResolveCached(ctx context.Context, cache Cache, addrs []string, timeout time.Duration) (names map[string]string, late int) {
+	names = map[string]string{}
+	seen := map[string]bool{}
+	var ask []string
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil || seen[a] {
+			continue
+		}
+		seen[a] = true
+		if ip.Unmap().IsLoopback() {
+			names[a] = "localhost"
+			continue
+		}
+		ask = append(ask, a)
+	}
+	cached := map[string]store.ReverseName{}
+	if cache != nil && len(ask) > 0 {
+		if c, err := cache.ReverseNames(ctx, ask); err == nil {
+			cached = c
+		}
+	}
+	now := time.Now()
+	var todo []string
+	for _, a := range ask {
+		c, ok := cached[a]
+		switch {
+		case ok && c.Name != "":
+			names[a] = c.Name
+			if now.Sub(c.Resolved) > CacheFresh {
+				todo = append(todo, a)
+			}
+		case ok && now.Sub(c.Resolved) <= CacheNegative:
+			// asked recently, had no name
+		default:
+			todo = append(todo, a)
+		}
+	}
+	if len(todo) == 0 {
+		return names, 0
+	}
+	found := r.Resolve(todo, timeout)
+	save := map[string]string{}
+	for _, a := range todo {
+		n, done := r.Cached(a)
+		switch {
+		case done:
+			save[a] = n
+			if n != "" {
+				names[a] = found[a]
+			}
+		case names[a] == "":
+			late++
+		}
+	}
+	if cache != nil && len(save) > 0 {
+		// Best effort: a reader without write access asks again next time.
+		_ = cache.SaveReverseNames(ctx, save, dnsnames.Domain)
+	}
+	return names, late
 }

@@ -33,6 +33,8 @@ const (
 	DimNamespace = "namespace"
 	DimPod       = "pod"
 	DimWorkload  = "workload"
+	// DimDomain is the registrable domain of the remote's name (names.go).
+	DimDomain = "domain"
 )
 
 // Dimensions lists the valid --by values, sorted.
@@ -71,7 +73,7 @@ func ValidateDims(by []string) ([]string, error) {
 	return out, nil
 }
 
-var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimNamespace, DimPod, DimWorkload, DimRemote, DimPort, DimProtocol, DimNetNS}
+var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimNamespace, DimPod, DimWorkload, DimDomain, DimRemote, DimPort, DimProtocol, DimNetNS}
 
 // Query selects a time window and a grouping.
 type Query struct {
@@ -117,6 +119,12 @@ type Row struct {
 	RxBytes    uint64
 	TxCalls    uint64
 	RxCalls    uint64
+
+	// RemoteName is the name a local process resolved RemoteIP from (DNS
+	// answers, names.go); "" when none was seen. Set with DimRemote.
+	RemoteName string
+	// Domain is DimDomain's value: the registrable domain of the name.
+	Domain string
 }
 
 // Total is tx + rx.
@@ -173,6 +181,7 @@ func (s *Store) Series(ctx context.Context, q Query, step time.Duration) ([]Poin
 // transaction and hands each row to each: its bucket start (0 without a
 // bucket) and the group with its sums.
 func (s *Store) selectRows(ctx context.Context, q Query, sel selection, each func(tb int64, r Row)) error {
+	sel.names = s.hasNames.Load()
 	return s.readTx(ctx, func(db querier) error {
 		st, err := readTierState(ctx, db)
 		if err != nil {

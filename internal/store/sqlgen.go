@@ -83,6 +83,7 @@ var dimensions = map[string]dimension{
 	DimNamespace: {group: "coalesce(c.namespace, '')", sel: "coalesce(c.namespace, '')"},
 	DimPod:       {group: "coalesce(c.pod, '')", sel: "coalesce(c.pod, '')"},
 	DimWorkload:  {group: "coalesce(c.workload, '')", sel: "coalesce(c.workload, '')"},
+	DimDomain:    {group: domainSQL, sel: domainSQL}, // names.go
 }
 
 // procFilter is the PID/Comm condition on a segment's proc_id and the
@@ -183,7 +184,9 @@ func scanDest(by []string, r *Row) []any {
 		case DimUser:
 			dest = append(dest, &r.UID)
 		case DimRemote:
-			dest = append(dest, &r.RemoteIP)
+			dest = append(dest, &r.RemoteIP, &r.RemoteName)
+		case DimDomain:
+			dest = append(dest, &r.Domain)
 		case DimProtocol:
 			dest = append(dest, &r.Protocol)
 		case DimService:
@@ -226,17 +229,29 @@ func preAggregate(union string, by []string) string {
 // endpointJoin joins the endpoints table as e when a dimension needs it.
 func endpointJoin(by []string) string {
 	for _, d := range by {
-		if d == DimRemote || d == DimProtocol {
+		if d == DimRemote || d == DimProtocol || d == DimDomain {
 			return " JOIN endpoints e ON e.id = s.endpoint_id"
 		}
 	}
 	return ""
 }
 
-func groupSQL(by []string) (groups, sels []string) {
+// groupSQL lists the dimensions' GROUP BY and SELECT expressions. names
+// says whether the file has the name tables (names.go): without them a
+// remote's name and its domain are ”.
+func groupSQL(by []string, names bool) (groups, sels []string) {
 	for _, d := range by {
-		groups = append(groups, dimensions[d].group)
-		sels = append(sels, dimensions[d].sel)
+		dim := dimensions[d]
+		switch {
+		case d == DimRemote && names:
+			dim.sel += ", " + nameSQL
+		case d == DimRemote:
+			dim.sel += ", ''"
+		case d == DimDomain && !names:
+			dim.group, dim.sel = "''", "''"
+		}
+		groups = append(groups, dim.group)
+		sels = append(sels, dim.sel)
 	}
 	return groups, sels
 }
@@ -254,6 +269,8 @@ type selection struct {
 	// the joins (Totals: a month of buckets becomes a few thousand rows).
 	preAgg bool
 	limit  int // 0 = all rows
+	// names: the name tables exist (set by selectRows; names.go).
+	names bool
 }
 
 // selectSQL assembles the one SELECT every read runs: the union of the
@@ -272,7 +289,7 @@ func (st tierState) selectSQL(q Query, sel selection) (string, []any, bool) {
 	if !ok {
 		return "", nil, false
 	}
-	groups, sels := groupSQL(sel.by)
+	groups, sels := groupSQL(sel.by, sel.names)
 	if sel.bucket > 0 {
 		tb := fmt.Sprintf("s.t - s.t %% %d", sel.bucket)
 		sels = append([]string{tb + " AS tb"}, sels...)

@@ -242,6 +242,10 @@ type Store struct {
 	repairs  []string
 	fdScan   time.Time
 	closed   bool // Close was called: Guard must not reopen it
+	// hasNames: the file has the name tables (names.go); namePuts counts
+	// PutNames calls (pruning runs every 64th).
+	hasNames atomic.Bool
+	namePuts int
 }
 
 // Options tune Open.
@@ -386,6 +390,7 @@ func (s *Store) openHandle() error {
 		s.db, s.sql = nil, nil
 		return err
 	}
+	s.detectNames(context.Background())
 	if !s.readOnly {
 		id, err := statID(s.path)
 		if err != nil {
@@ -475,6 +480,9 @@ func (s *Store) check(readOnly bool) error {
 		return err
 	}
 	if err := s.migrateRuns(ctx); err != nil { // runs (runs.go)
+		return err
+	}
+	if err := s.migrateNames(ctx); err != nil { // dns_names, rdns_cache (names.go)
 		return err
 	}
 	if err := s.db.WithContext(ctx).Save(&metaRow{Key: "schema_version", Value: fmt.Sprint(SchemaVersion)}).Error; err != nil {

@@ -99,6 +99,10 @@ type RemoteTotal struct {
 	Folded  bool   `json:"folded,omitempty"`
 	TxBytes uint64 `json:"tx_bytes"`
 	RxBytes uint64 `json:"rx_bytes"`
+
+	// RemoteName is the name a local process resolved the address from
+	// (the DNS answers the daemon saw); "" when none was seen.
+	RemoteName string `json:"remote_name"`
 }
 
 // RemotesResponse is the body of /api/remotes.
