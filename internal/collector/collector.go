@@ -1,6 +1,8 @@
 // Package collector drains the kernel's flow counters every interval,
 // attaches process details, writes one transaction per flush to the store
-// and keeps the live snapshot the API and metrics serve.
+// and keeps the live snapshot the API and metrics serve. It also feeds the
+// DNS answers the kernel captured into Config.Names and persists the names
+// after each write (names.go).
 //
 // No loss: the kernel side swaps its two flows maps on every drain (see
 // internal/bpf), so increments that land while we read go to the other map
@@ -748,6 +750,9 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		if lc == nil && len(lp.conns) < maxLiveConns {
 			lc = &liveConn{ConnRate: live.ConnRate{RemoteIP: s.RemoteIP, Port: s.RemotePort, Protocol: s.Protocol}}
 			lp.conns[ck] = lc
+		}
+		if lc != nil && lc.RemoteName == "" {
+			lc.RemoteName = c.remoteName(s.NetNS, s.RemoteIP) // names.go
 		}
 		if lc != nil {
 			lc.TxBytes += s.TxBytes

@@ -7,6 +7,7 @@ package collector
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/bwtracker/bwtracker/internal/bpf"
@@ -83,4 +84,20 @@ func LoadNames(ctx context.Context, t *dnsnames.Table, st interface {
 	}
 	t.Load(rs)
 	return nil
+}
+
+// remoteName is the name the process's namespace resolved ip from, "" when
+// none is known (live connections, ConnRate.RemoteName).
+func (c *Collector) remoteName(netns uint32, ip string) string {
+	if c.cfg.Names == nil {
+		return ""
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	if r, ok := c.cfg.Names.Lookup(netns, a); ok {
+		return r.Name
+	}
+	return ""
 }
