@@ -32,14 +32,6 @@ func Bar(v, peak uint64, width int) string {
 	return b
 }
 
-func padBar(b string, width int) string {
-	n := len([]rune(b))
-	if n >= width {
-		return b
-	}
-	return b + strings.Repeat(" ", width-n)
-}
-
 var sparks = []rune("▁▂▃▄▅▆▇█")
 
 // Sparkline draws one cell per value scaled to the largest; zero is a
