@@ -50,6 +50,7 @@ Examples:
    sudo bwtracker report --by exe --since 30d
    sudo bwtracker report --by user --since 7d
    sudo bwtracker report --by process,domain --since 30d
+   sudo bwtracker report --by namespace,workload --since 7d
    sudo bwtracker report --daily
    sudo bwtracker report --since 7d --graph --bits
    sudo bwtracker report --period year
