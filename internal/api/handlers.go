@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,7 @@ type (
 	PeriodRow         = wire.PeriodRow
 	PeriodGroup       = wire.PeriodGroup
 	PeriodsResponse   = wire.PeriodsResponse
+	ScopeTotal        = wire.ScopeTotal
 	StatusResponse    = wire.StatusResponse
 )
 
@@ -368,7 +370,7 @@ func denseHistory(q historyQuery, pts []store.Point) HistoryResponse {
 // --- /api/processes ---------------------------------------------------------
 
 func processTotal(r store.Row) ProcessTotal {
-	return ProcessTotal{PID: r.PID, StartNS: r.StartNS, Comm: r.Comm, Exe: r.Exe, UID: r.UID, TxBytes: r.TxBytes, RxBytes: r.RxBytes}
+	return ProcessTotal{PID: r.PID, StartNS: r.StartNS, Comm: r.Comm, Exe: r.Exe, App: r.App, UID: r.UID, TxBytes: r.TxBytes, RxBytes: r.RxBytes}
 }
 
 type procID struct {
@@ -378,12 +380,15 @@ type procID struct {
 }
 
 func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
+	if q.ByApp {
+		return s.apps(ctx, q)
+	}
 	var rows []store.Row
 	var err error
 	if q.Remote != "" {
 		rows, err = s.processesByRemote(ctx, q)
 	} else {
-		rows, err = s.q.Totals(ctx, q.query(q.Top+1, store.DimProcess))
+		rows, err = s.q.Totals(ctx, q.query(q.Top+1, store.DimApp, store.DimProcess))
 	}
 	if err != nil {
 		return nil, err
@@ -433,7 +438,7 @@ func (s *server) processesByRemote(ctx context.Context, q processesQuery) ([]sto
 	if len(match) == 0 {
 		return nil, nil
 	}
-	all, err := s.q.Totals(ctx, q.query(0, store.DimProcess))
+	all, err := s.q.Totals(ctx, q.query(0, store.DimApp, store.DimProcess))
 	if err != nil {
 		return nil, err
 	}
@@ -452,18 +457,13 @@ func (s *server) processesByRemote(ctx context.Context, q processesQuery) ([]sto
 // --- /api/periods -----------------------------------------------------------
 
 // periodGroup is what /api/periods groups by and how a row is named:
-// the executable's base name (the app rule is the apps room's; this is
-// the stand-in until the store has an app dimension).
+// the app (internal/procinfo's app rule).
 func periodGroup() (string, func(store.Row) string) {
-	return "exe", func(r store.Row) string {
-		if r.Exe == "" {
+	return store.DimApp, func(r store.Row) string {
+		if r.App == "" {
 			return "(unknown)"
 		}
-		b := strings.TrimSuffix(r.Exe, " (deleted)")
-		if i := strings.LastIndexByte(b, '/'); i >= 0 && i < len(b)-1 {
-			b = b[i+1:]
-		}
-		return b
+		return r.App
 	}
 }
 
@@ -553,6 +553,76 @@ func (s *server) periodGroups(ctx context.Context, q store.Query, edges []time.T
 	return out, nil
 }
 
+// apps is /api/processes?by=app: one row per app, with how many processes
+// and distinct remotes it had in the window.
+func (s *server) apps(ctx context.Context, q processesQuery) (any, error) {
+	rows, err := s.q.Totals(ctx, q.query(q.Top+1, store.DimApp))
+	if err != nil {
+		return nil, err
+	}
+	out := ProcessesResponse{Since: q.Since.UTC(), Until: q.Until.UTC(), Processes: []ProcessRow{}}
+	if len(rows) > q.Top {
+		rows, out.Truncated = rows[:q.Top], true
+	}
+	want := map[string]int{}
+	for i, r := range rows {
+		out.Processes = append(out.Processes, ProcessRow{ProcessTotal: ProcessTotal{App: r.App, TxBytes: r.TxBytes, RxBytes: r.RxBytes}})
+		want[r.App] = i
+	}
+	if len(rows) == 0 {
+		return out, nil
+	}
+	for _, d := range []string{store.DimProcess, store.DimRemote} {
+		rq := q.query(0, store.DimApp, d)
+		if len(rows) == 1 {
+			rq.App = rows[0].App
+		}
+		rr, err := s.q.Totals(ctx, rq)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rr {
+			i, ok := want[r.App]
+			switch {
+			case !ok:
+			case d == store.DimProcess:
+				out.Processes[i].Processes++
+			case r.RemoteIP != "":
+				out.Processes[i].Remotes++
+			}
+		}
+	}
+	return out, nil
+}
+
+// --- /api/totals ------------------------------------------------------------
+
+// totals is /api/totals: the rows of `report --by ... --format json` for
+// the same window and filters (the report package renders both).
+func (s *server) totals(c *gin.Context) {
+	q, err := parseTotals(c.Request.URL.Query(), s.now())
+	if err != nil {
+		badRequest(c, err)
+		return
+	}
+	if !s.needStore(c) {
+		return
+	}
+	ctx, cancel := s.queryCtx(c)
+	defer cancel()
+	rows, err := s.q.Totals(ctx, q.query(q.Top, q.By...))
+	if err != nil {
+		storeFailed(c, err)
+		return
+	}
+	var buf bytes.Buffer
+	if err := report.Write(&buf, "json", q.By, rows); err != nil {
+		storeFailed(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", buf.Bytes())
+}
+
 // --- /api/remotes -----------------------------------------------------------
 
 func (s *server) remotes(ctx context.Context, q remotesQuery) (any, error) {
@@ -599,6 +669,19 @@ func (s *server) summary(ctx context.Context, q summaryQuery) (any, error) {
 	}
 	for _, r := range rr {
 		out.TopRemotes = append(out.TopRemotes, remoteTotal(r))
+	}
+	ar, err := s.q.Totals(ctx, q.query(0, store.DimApp))
+	if err != nil {
+		return nil, err
+	}
+	out.Apps = len(ar)
+	sr, err := s.q.Totals(ctx, q.query(0, store.DimScope))
+	if err != nil {
+		return nil, err
+	}
+	out.Scopes = []ScopeTotal{}
+	for _, r := range sr {
+		out.Scopes = append(out.Scopes, ScopeTotal{Scope: r.Scope, TxBytes: r.TxBytes, RxBytes: r.RxBytes})
 	}
 	return out, nil
 }

@@ -64,12 +64,12 @@ func TestHistoryGaps(t *testing.T) {
 	}
 }
 
-// TestPeriods: /api/periods sums each local day per app (the executable's
-// name until the store has apps), top groups first, the rest as "other".
+// TestPeriods: /api/periods sums each local day per app, top groups
+// first, the rest as "other".
 func TestPeriods(t *testing.T) {
 	e := newEnv(t, Config{})
 	p := decode[PeriodsResponse](t, e.do(t, "GET", "/api/periods?since=3d&tz=UTC&top=1"))
-	if p.Period != "day" || p.TZ != "UTC" || p.By != "exe" {
+	if p.Period != "day" || p.TZ != "UTC" || p.By != "app" {
 		t.Fatalf("header %+v", p)
 	}
 	if len(p.Groups) != 1 || p.Groups[0] != "firefox" {

@@ -3,12 +3,14 @@ package api
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/bwtracker/bwtracker/internal/netscope"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/internal/timespec"
 )
@@ -187,10 +189,15 @@ type filter struct {
 	NetNS     uint32 // network namespace inode, 0 = any
 	Namespace string
 	Pod       string
+	// App (as in the rows' "app" field), Cgroup (the cgroup v2 path) and
+	// Scope (loopback, lan, multicast, internet, unknown).
+	App    string
+	Cgroup string
+	Scope  string
 }
 
 // filterParams are the parameters parseFiltered reads.
-var filterParams = []string{"since", "until", "pid", "comm", "service", "container", "port", "netns", "namespace", "pod"}
+var filterParams = []string{"since", "until", "pid", "comm", "service", "container", "port", "netns", "namespace", "pod", "app", "cgroup", "scope"}
 
 // parseFiltered checks v against the endpoint's allowed parameters and
 // reads the filter (since defaults to now-def, until to now). An endpoint
@@ -204,7 +211,11 @@ func parseFiltered(v url.Values, now time.Time, def time.Duration, allowed ...st
 	if f.window, err = parseWindow(p, now, def); err != nil {
 		return p, f, err
 	}
-	for _, k := range []string{"service", "container", "namespace", "pod"} {
+	for _, n := range []struct {
+		k   string
+		dst *string
+	}{{"service", &f.Service}, {"container", &f.Container}, {"namespace", &f.Namespace}, {"pod", &f.Pod}, {"app", &f.App}, {"cgroup", &f.Cgroup}} {
+		k := n.k
 		s := p.v.Get(k)
 		if s == "" {
 			continue
@@ -212,16 +223,13 @@ func parseFiltered(v url.Values, now time.Time, def time.Duration, allowed ...st
 		if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 			return p, f, badParam(k, "%s: want a name without control characters", quote(s))
 		}
-		switch k {
-		case "service":
-			f.Service = s
-		case "container":
-			f.Container = s
-		case "namespace":
-			f.Namespace = s
-		case "pod":
-			f.Pod = s
+		*n.dst = s
+	}
+	if s := p.get("scope"); s != "" {
+		if !slices.Contains(netscope.Scopes, s) {
+			return p, f, badParam("scope", "%s: valid are %s", quote(s), strings.Join(netscope.Scopes, ", "))
 		}
+		f.Scope = s
 	}
 	if f.PID, err = parsePID(p); err != nil {
 		return p, f, err
@@ -257,7 +265,7 @@ func parseUintParam(p params, k string, max uint64, want string) (uint64, error)
 // series), at most top rows (0 = all).
 func (f filter) query(top int, by ...string) store.Query {
 	return store.Query{Since: f.Since, Until: f.Until, PID: f.PID, Comm: f.Comm, Service: f.Service, Container: f.Container,
-		Port: f.Port, NetNS: f.NetNS, Namespace: f.Namespace, Pod: f.Pod, By: by, Top: top}
+		Port: f.Port, NetNS: f.NetNS, Namespace: f.Namespace, Pod: f.Pod, App: f.App, Cgroup: f.Cgroup, Scope: f.Scope, By: by, Top: top}
 }
 
 // Sort keys of /api/current.
@@ -375,10 +383,11 @@ type processesQuery struct {
 	// Remote keeps the processes that talked to a remote whose address
 	// contains it (case-insensitive): the dashboard's filter box.
 	Remote string
+	ByApp  bool // by=app: one row per app
 }
 
 func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
-	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top", "remote")...)
+	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top", "remote", "by")...)
 	q := processesQuery{filter: f}
 	if err != nil {
 		return q, err
@@ -386,8 +395,43 @@ func parseProcesses(v url.Values, now time.Time) (processesQuery, error) {
 	if q.Top, err = parseTop(p, DefaultTop); err != nil {
 		return q, err
 	}
-	q.Remote, err = parseText(p, "remote", "an address or a part of one")
-	return q, err
+	if q.Remote, err = parseText(p, "remote", "an address or a part of one"); err != nil {
+		return q, err
+	}
+	switch by := p.get("by"); by {
+	case "", "process":
+	case "app":
+		q.ByApp = true
+	default:
+		return q, badParam("by", "%s: valid are process, app", quote(by))
+	}
+	return q, nil
+}
+
+// totalsQuery is /api/totals: report's --by and its JSON rows over HTTP.
+type totalsQuery struct {
+	filter
+	Top int
+	By  []string
+}
+
+func parseTotals(v url.Values, now time.Time) (totalsQuery, error) {
+	p, f, err := parseFiltered(v, now, 24*time.Hour, append(filterParams, "top", "by")...)
+	q := totalsQuery{filter: f}
+	if err != nil {
+		return q, err
+	}
+	if q.Top, err = parseTop(p, DefaultTop); err != nil {
+		return q, err
+	}
+	by := p.get("by")
+	if by == "" {
+		by = store.DimApp
+	}
+	if q.By, err = store.ValidateDims(strings.Split(by, ",")); err != nil {
+		return q, badParam("by", "%s: %v", quote(by), err)
+	}
+	return q, nil
 }
 
 // parseText reads a free-text parameter (trimmed, valid UTF-8, no control
@@ -497,7 +541,7 @@ type summaryQuery struct {
 }
 
 func parseSummary(v url.Values, now time.Time) (summaryQuery, error) {
-	p, f, err := parseFiltered(v, now, 24*time.Hour, "since", "until", "top", "service", "container", "namespace", "pod")
+	p, f, err := parseFiltered(v, now, 24*time.Hour, "since", "until", "top", "service", "container", "namespace", "pod", "cgroup")
 	q := summaryQuery{filter: f}
 	if err != nil {
 		return q, err

@@ -139,6 +139,7 @@ func New(cfg Config, live Live, q Querier) (http.Handler, error) {
 	get(api, "/remotes", historyEndpoint(s, parseRemotes, s.remotes))
 	get(api, "/summary", historyEndpoint(s, parseSummary, s.summary))
 	get(api, "/periods", historyEndpoint(s, parsePeriods, s.periods))
+	get(api, "/totals", s.totals)
 	get(api, "/status", s.status)
 	get(api, "/alerts", s.alertsList)
 	get(r, "/api/stream", s.auth(true), s.stream)
@@ -275,7 +276,7 @@ func (s *server) noRoute(c *gin.Context) {
 		return
 	}
 	if p == "/api" || strings.HasPrefix(p, "/api/") || p == "/metrics" {
-		fail(c, http.StatusNotFound, fmt.Sprintf("no endpoint %s: see /api/current, /api/history, /api/processes, /api/remotes, /api/summary, /api/status, /api/alerts, /api/stream", quote(p)))
+		fail(c, http.StatusNotFound, fmt.Sprintf("no endpoint %s: see /api/current, /api/history, /api/processes, /api/remotes, /api/summary, /api/totals, /api/status, /api/alerts, /api/stream", quote(p)))
 		return
 	}
 	if !s.uiBuilt {

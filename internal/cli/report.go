@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/bwtracker/bwtracker/internal/netscope"
 	"github.com/bwtracker/bwtracker/internal/report"
 	"github.com/bwtracker/bwtracker/internal/store"
 	"github.com/bwtracker/bwtracker/internal/timespec"
@@ -17,10 +19,13 @@ func reportCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "report",
 		Usage:     "print who sent and received how much, from the database",
-		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by process,exe,user,remote,port,protocol,netns] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month|year [--top-days N] [--by process|exe|user|remote] [--png FILE]\n   bwtracker report --summary",
+		UsageText: "bwtracker report [--since 24h] [--until TIME] [--by app,process,comm,exe,user,cgroup,remote,port,protocol,netns,scope,...] [--format table|json|csv] [--top N]\n   bwtracker report --period 5min|hour|day|month|year [--top-days N] [--by app|process|exe|user|remote] [--png FILE]\n   bwtracker report --summary",
 		Description: `Reads the SQLite database directly: no daemon needed, and no root beyond
 being allowed to read the file (it is root-only by default).
 
+Rows are grouped by app unless --by says otherwise (an app is a program as a
+person names it: the executable, or an interpreter's script, with the
+processes it forked; --by process gives one row per process, as before).
 Rows are sorted by total bytes, largest first. Table output uses IEC units
 (KiB, MiB; --bits for kbit, Mbit), a bar per row (--graph: a sparkline of
 the row over the window instead) and host names for remote addresses: the
@@ -39,13 +44,16 @@ vnStat-like summary: today, yesterday, this month and its estimate, per app
 
 --period (or --hourly, --daily, --monthly) prints vnStat-style tables: one
 row per period with traffic (local time), received, sent, total, average
-rate and the top process (or the top of --by); --png FILE draws it with a
+rate and the top app (or the top of --by); --png FILE draws it with a
 bar chart as a PNG image (vnstati-like). --top-days N lists the N
 days with the most traffic. Months of history are answered from rollup
 tiers (see ` + "`bwtracker db stats`" + `).
 
 Examples:
    sudo bwtracker report --since 1h
+   sudo bwtracker report --by process --app 'pool.py (python3)'
+   sudo bwtracker report --by scope
+   sudo bwtracker report --by app,scope --scope internet
    sudo bwtracker report --by process,remote --top 20
    sudo bwtracker report --by exe --since 30d
    sudo bwtracker report --by user --since 7d
@@ -63,11 +71,14 @@ Examples:
 			dbFlag(),
 			&cli.StringFlag{Name: "since", Value: "24h", Usage: "start of the window: " + timespec.TimeForms},
 			&cli.StringFlag{Name: "until", Usage: "end of the window (default: now); same forms as --since"},
-			&cli.StringSliceFlag{Name: "by", Value: cli.NewStringSlice("process"), Usage: "group by any of: " + strings.Join(store.Dimensions(), ", ") + " (comma-separated)"},
+			&cli.StringSliceFlag{Name: "by", Value: cli.NewStringSlice(store.DimApp), Usage: "group by any of: " + strings.Join(store.Dimensions(), ", ") + " (comma-separated)"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "table, json or csv"},
 			&cli.IntFlag{Name: "top", Usage: "show only the N largest rows (0 = all; tables default to 20, JSON/CSV to all)"},
 			&cli.UintFlag{Name: "pid", Usage: "only this process id"},
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this name (exact)"},
+			&cli.StringFlag{Name: "app", Usage: "only processes of this app (exact, as --by app prints it, e.g. 'http.server (python3)')"},
+			&cli.StringFlag{Name: "cgroup", Usage: "only processes in this cgroup (its path under the cgroup v2 root, exact, e.g. /lxc.payload.web)"},
+			&cli.StringFlag{Name: "scope", Usage: "only traffic with remotes of this scope: loopback, lan, multicast, internet or unknown"},
 			&cli.StringFlag{Name: "service", Usage: "only processes in this systemd unit (exact, e.g. nginx.service)"},
 			&cli.StringFlag{Name: "container", Usage: "only processes in this container (runtime:shortid or the full container id)"},
 			&cli.UintFlag{Name: "port", Usage: "only traffic with this remote port (rollup rows that mixed ports match no port)"},
@@ -154,7 +165,11 @@ func runReport(c *cli.Context) error {
 	}
 	now := time.Now()
 	q := store.Query{Top: c.Int("top"), Comm: c.String("comm"), Service: c.String("service"), Container: c.String("container"),
-		Namespace: c.String("namespace"), Pod: c.String("pod")}
+		Namespace: c.String("namespace"), Pod: c.String("pod"),
+		App: c.String("app"), Cgroup: c.String("cgroup"), Scope: c.String("scope")}
+	if q.Scope != "" && !slices.Contains(netscope.Scopes, q.Scope) {
+		return usagef("--scope %q: valid are %s", q.Scope, strings.Join(netscope.Scopes, ", "))
+	}
 	kind, err := periodKind(c)
 	if err != nil {
 		return err
@@ -228,7 +243,7 @@ func runReport(c *cli.Context) error {
 	}
 	if kind != "" {
 		if !c.IsSet("by") {
-			q.By = []string{store.DimProcess}
+			q.By = []string{store.DimApp}
 		}
 		until := q.Until
 		if until.IsZero() {

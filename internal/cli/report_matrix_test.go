@@ -26,6 +26,8 @@ type matrixProc struct {
 	container string
 	// Kubernetes names (cgroup 105 only).
 	namespace, pod, workload string
+	app                      string
+	cgroupDir                string
 }
 
 const (
@@ -35,13 +37,31 @@ const (
 )
 
 var matrixProcs = []matrixProc{
-	{store.ProcessKey{PID: 11, StartNS: 1, Comm: "curl"}, "/usr/bin/curl", 0, 101, "nginx.service", "", "", "", ""},
-	{store.ProcessKey{PID: 12, StartNS: 2, Comm: "wget"}, "/usr/bin/wget", 1000, 102, "", "docker:3f4e5a6b7c8d", "", "", ""},
-	{store.ProcessKey{PID: 13, StartNS: 3, Comm: "sshd"}, "/usr/sbin/sshd", 0, 103, "sshd.service", "", "", "", ""},
-	{store.ProcessKey{PID: 14, StartNS: 4, Comm: "curl"}, "/opt/curl", 1000, 101, "nginx.service", "", "", "", ""},
-	{store.ProcessKey{PID: 15, StartNS: 5, Comm: "dig"}, "", 65534, 104, "", "", "", "", ""}, // cgroup never named
+	{store.ProcessKey{PID: 11, StartNS: 1, Comm: "curl"}, "/usr/bin/curl", 0, 101, "nginx.service", "", "", "", "", "curl", "/system.slice/nginx.service"},
+	{store.ProcessKey{PID: 12, StartNS: 2, Comm: "wget"}, "/usr/bin/wget", 1000, 102, "", "docker:3f4e5a6b7c8d", "", "", "", "wget", "/system.slice/docker-" + matrixContainerID + ".scope"},
+	{store.ProcessKey{PID: 13, StartNS: 3, Comm: "sshd"}, "/usr/sbin/sshd", 0, 103, "sshd.service", "", "", "", "", "sshd", "/system.slice/sshd.service"},
+	{store.ProcessKey{PID: 14, StartNS: 4, Comm: "curl"}, "/opt/curl", 1000, 101, "nginx.service", "", "", "", "", "fetch.sh (bash)", "/system.slice/nginx.service"},
+	{store.ProcessKey{PID: 15, StartNS: 5, Comm: "dig"}, "", 65534, 104, "", "", "", "", "", "", ""}, // cgroup never named; app from comm
 	{store.ProcessKey{PID: 16, StartNS: 6, Comm: "envoy"}, "/usr/bin/envoy", 101, 105, "", "containerd:" + matrixContainerID2[:12],
-		"shop", "web-7c5ddbdf54-x7k2p", "deployment/web"},
+		"shop", "web-7c5ddbdf54-x7k2p", "deployment/web", "envoy", matrixPodCgroup},
+}
+
+// matrixPodCgroup is cgroup 105's path.
+var matrixPodCgroup = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(matrixPodUID, "-", "_") +
+	".slice/cri-containerd-" + matrixContainerID2 + ".scope"
+
+// matrixScope is the seeded store's scope classifier (fixed, so the host's
+// own networks do not matter).
+func matrixScope(ip string) string {
+	switch ip {
+	case "127.0.0.1":
+		return "loopback"
+	case "198.18.0.1":
+		return "lan"
+	case "":
+		return "unknown"
+	}
+	return "internet"
 }
 
 // matrixNames are the DNS names seeded for remotes: name, domain (two
@@ -89,6 +109,18 @@ func (r matrixRec) fields(d string) map[string]any {
 		return map[string]any{"remote_port": float64(matrixPort(r.remote))}
 	case store.DimNetNS:
 		return map[string]any{"netns": float64(matrixNetNS(r.p))}
+	case store.DimApp:
+		app := r.p.app
+		if app == "" {
+			app = r.p.pk.Comm
+		}
+		return map[string]any{"app": app}
+	case store.DimComm:
+		return map[string]any{"comm": r.p.pk.Comm}
+	case store.DimCgroup:
+		return map[string]any{"cgroup": r.p.cgroupDir}
+	case store.DimScope:
+		return map[string]any{"scope": matrixScope(r.remote)}
 	}
 	panic(d)
 }
@@ -146,6 +178,13 @@ var matrixFilters = []matrixFilter{
 	{"netns+comm", []string{"--netns", "4026531001", "--comm", "curl"}, func(r matrixRec) bool {
 		return matrixNetNS(r.p) == 4026531001 && r.p.pk.Comm == "curl"
 	}},
+	{"app", []string{"--app", "fetch.sh (bash)"}, func(r matrixRec) bool { return r.p.app == "fetch.sh (bash)" }},
+	{"app-from-comm", []string{"--app", "dig"}, func(r matrixRec) bool { return r.p.pk.Comm == "dig" }},
+	{"cgroup", []string{"--cgroup", "/system.slice/sshd.service"}, func(r matrixRec) bool { return r.p.cgroup == 103 }},
+	{"scope", []string{"--scope", "internet"}, func(r matrixRec) bool { return matrixScope(r.remote) == "internet" }},
+	{"app+scope", []string{"--app", "curl", "--scope", "loopback"}, func(r matrixRec) bool {
+		return r.p.app == "curl" && matrixScope(r.remote) == "loopback"
+	}},
 }
 
 // seedMatrix writes 40 days of flushes, rolls up and prunes like the
@@ -153,7 +192,7 @@ var matrixFilters = []matrixFilter{
 // hour tier's buckets fall in the same local day or month as their raw
 // samples in any time zone (offsets are multiples of 15 minutes).
 func seedMatrix(t *testing.T, db string, now time.Time) []matrixRec {
-	st, err := store.Open(db, store.Options{})
+	st, err := store.Open(db, store.Options{Scope: matrixScope})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +216,7 @@ func seedMatrix(t *testing.T, db string, now time.Time) []matrixRec {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(9, 9))
-	remotes := []string{"198.18.0.1", "198.18.0.2", "2001:db8::7", ""}
+	remotes := []string{"198.18.0.1", "198.18.0.2", "2001:db8::7", "127.0.0.1", ""}
 	protos := []string{"tcp", "udp", "icmp"}
 	var recs []matrixRec
 	start := now.Add(-40 * 24 * time.Hour).Truncate(time.Hour)
@@ -204,7 +243,7 @@ func seedMatrix(t *testing.T, db string, now time.Time) []matrixRec {
 				}
 				seen[fk] = true
 				recs = append(recs, r)
-				batch = append(batch, store.Sample{ProcessKey: r.p.pk, Exe: r.p.exe, UID: r.p.uid, CgroupID: r.p.cgroup,
+				batch = append(batch, store.Sample{ProcessKey: r.p.pk, Exe: r.p.exe, App: r.p.app, UID: r.p.uid, CgroupID: r.p.cgroup,
 					RemoteIP: r.remote, RemotePort: matrixPort(r.remote), NetNS: matrixNetNS(r.p), Protocol: r.proto, TxBytes: r.tx, RxBytes: r.rx, TxCalls: 1, RxCalls: 1})
 			}
 			if err := st.Write(ctx, ts, batch); err != nil {
@@ -249,7 +288,7 @@ func TestReportMatrix(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "bw.db")
 	now := time.Now()
 	recs := seedMatrix(t, db, now)
-	dims := append(store.Dimensions(), "process,remote,protocol", "service,container", "namespace,pod,workload")
+	dims := append(store.Dimensions(), "process,remote,protocol", "service,container", "namespace,pod,workload", "app,scope", "app,comm,cgroup")
 	modes := []struct {
 		name  string
 		args  []string

@@ -55,7 +55,7 @@ func TestReportPeriodsDimsAndDBStats(t *testing.T) {
 	for _, d := range days {
 		gtx += d.Tx
 		grx += d.Rx
-		if d.Top["comm"] != "curl" {
+		if d.Top["app"] != "curl" { // the default grouping
 			t.Errorf("top of %s: %v", d.Start, d.Top)
 		}
 	}
@@ -70,7 +70,7 @@ func TestReportPeriodsDimsAndDBStats(t *testing.T) {
 		t.Fatalf("--by exe,user: %d %s", code, out)
 	}
 
-	code, out, _ = runCLI("report", "--db", db, "--top-days", "1")
+	code, out, _ = runCLI("report", "--db", db, "--top-days", "1", "--by", "process")
 	if code != 0 || !strings.Contains(out, "curl[10]") || !strings.Contains(out, "1 top periods") {
 		t.Fatalf("--top-days: %d\n%s", code, out)
 	}

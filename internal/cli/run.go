@@ -25,6 +25,7 @@ import (
 	"github.com/bwtracker/bwtracker/internal/dnsnames"
 	"github.com/bwtracker/bwtracker/internal/k8s"
 	"github.com/bwtracker/bwtracker/internal/metrics"
+	"github.com/bwtracker/bwtracker/internal/netscope"
 	"github.com/bwtracker/bwtracker/internal/privdrop"
 	"github.com/bwtracker/bwtracker/internal/procinfo"
 	"github.com/bwtracker/bwtracker/internal/store"
@@ -69,6 +70,7 @@ logged and the previous rules stay active.`,
 			&cli.StringSliceFlag{Name: "alert", Usage: "a one-line alert `RULE`, e.g. 'name=big;comm=rsync;dir=tx;above=5MiB;over=1m' (repeatable; added to --rules)"},
 			&cli.StringFlag{Name: "cpu-profile", Hidden: true, Usage: "debug: write a Go CPU profile of the whole run to `FILE` (go tool pprof)"},
 			&cli.StringSliceFlag{Name: "allowed-host", Usage: "extra `NAME` accepted in the Host header (DNS-rebinding protection accepts only the listen address and localhost by default)"},
+			&cli.StringSliceFlag{Name: "lan-cidr", Usage: "a network `CIDR` whose addresses count as scope \"lan\" (repeatable or comma-separated; replaces the default: RFC 1918, ULA and this host's interface networks; link-local always counts)"},
 		}, append(append(retentionFlags(), otlpFlags()...), k8sFlags()...)...),
 		Action: runDaemon,
 	}
@@ -118,6 +120,10 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	lan, err := netscope.ParseCIDRs(c.StringSlice("lan-cidr"))
+	if err != nil {
+		return usagef("--lan-cidr: %v", err)
+	}
 	log := newLogger(c)
 	if f := c.String("cpu-profile"); f != "" {
 		stopProf, err := startCPUProfile(f)
@@ -138,7 +144,7 @@ func runDaemon(c *cli.Context) error {
 	}
 	// The writer lock comes first: a second daemon on this file stops here,
 	// before it touches the database.
-	st, err := store.Open(c.String(flagDB), store.Options{})
+	st, err := store.Open(c.String(flagDB), store.Options{Scope: netscope.New(lan).Classify})
 	if err != nil {
 		return cli.Exit(err.Error(), 1)
 	}

@@ -162,7 +162,7 @@ func TestReportTopFooterIsWholeWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, stderr := runCLI("report", "--db", db, "--top", "1", "--no-resolve")
+	code, out, stderr := runCLI("report", "--db", db, "--top", "1", "--no-resolve", "--by", "process")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -170,7 +170,7 @@ func TestReportTopFooterIsWholeWindow(t *testing.T) {
 	if !strings.Contains(out, "1 of 3 rows shown") || !strings.Contains(out, "2 more") || !strings.Contains(out, "sent 6.8 KiB, received 3 B") {
 		t.Fatalf("footer does not state the whole window:\n%s", out)
 	}
-	code, out, _ = runCLI("report", "--db", db, "--top", "1", "--format", "json")
+	code, out, _ = runCLI("report", "--db", db, "--top", "1", "--format", "json", "--by", "process")
 	if code != 0 || strings.Count(out, `"pid"`) != 1 || !strings.Contains(out, `"tx_bytes": 4000`) {
 		t.Fatalf("json --top 1:\n%s", out)
 	}
@@ -193,7 +193,7 @@ func TestReportTableDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, stderr := runCLI("report", "--db", db, "--no-resolve")
+	code, out, stderr := runCLI("report", "--db", db, "--no-resolve", "--by", "process")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -204,7 +204,7 @@ func TestReportTableDefaults(t *testing.T) {
 	if !strings.Contains(out, "20 of 25 rows shown") || !strings.Contains(out, "5 more: use --top 0 for all") {
 		t.Errorf("default table:\n%s", out)
 	}
-	code, out, _ = runCLI("report", "--db", db, "--format", "json")
+	code, out, _ = runCLI("report", "--db", db, "--format", "json", "--by", "process")
 	if code != 0 || strings.Count(out, `"pid"`) != 25 {
 		t.Errorf("json gives every row: exit %d, %d rows", code, strings.Count(out, `"pid"`))
 	}

@@ -456,6 +456,10 @@ func (c *Collector) flush(ctx context.Context, last bool, deadline time.Time) er
 	for _, s := range agg {
 		in := c.procs.Lookup(procinfo.Key{PID: s.PID, StartNS: s.StartNS})
 		s.Exe = in.Exe
+		s.App = in.App
+		if s.App == "" {
+			s.App = s.Comm
+		}
 		if in.Cmdline != " " {
 			s.Cmdline = in.Cmdline
 		}
@@ -730,6 +734,7 @@ func (c *Collector) updateLive(now time.Time, elapsed time.Duration, samples []s
 		if s.Exe != "" {
 			lp.Exe = s.Exe
 		}
+		lp.App = s.App
 		lp.CgroupID = s.CgroupID
 		lp.NetNS = s.NetNS
 		if in, ok := cgs[s.CgroupID]; ok {

@@ -9,10 +9,13 @@ import "time"
 // ProcRate is one process in the live snapshot: the last interval's rates
 // and its totals since the daemon started.
 type ProcRate struct {
-	PID      uint32 `json:"pid"`
-	StartNS  uint64 `json:"start_ns"`
-	Comm     string `json:"comm"`
-	Exe      string `json:"exe"`
+	PID     uint32 `json:"pid"`
+	StartNS uint64 `json:"start_ns"`
+	Comm    string `json:"comm"`
+	Exe     string `json:"exe"`
+	// App is the process's app (internal/procinfo's app rule): what
+	// `top` and the dashboard group by.
+	App      string `json:"app"`
 	UID      uint32 `json:"uid"`
 	CgroupID uint64 `json:"cgroup_id"`
 	// Service is the systemd unit owning the cgroup; Container is

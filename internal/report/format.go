@@ -81,6 +81,14 @@ func dimColumns(dim string) []column {
 			}
 			return r.Exe
 		}}}
+	case store.DimApp:
+		return []column{{"app", "APP", func(r store.Row) any { return r.App }, func(r store.Row) string { return orUnknown(r.App) }}}
+	case store.DimComm:
+		return []column{{"comm", "COMM", func(r store.Row) any { return r.Comm }, func(r store.Row) string { return r.Comm }}}
+	case store.DimCgroup:
+		return []column{{"cgroup", "CGROUP", func(r store.Row) any { return r.Cgroup }, func(r store.Row) string { return orDash(r.Cgroup) }}}
+	case store.DimScope:
+		return []column{{"scope", "SCOPE", func(r store.Row) any { return r.Scope }, func(r store.Row) string { return orUnknown(r.Scope) }}}
 	case store.DimUser:
 		return []column{
 			{"user", "USER", func(r store.Row) any { return UserName(r.UID) }, func(r store.Row) string { return UserName(r.UID) }},

@@ -174,6 +174,16 @@ func topLabel(by []string, r store.Row, names map[string]string) string {
 			parts = append(parts, orUnknown(r.Pod))
 		case store.DimWorkload:
 			parts = append(parts, orUnknown(r.Workload))
+		case store.DimApp:
+			parts = append(parts, orUnknown(r.App))
+		case store.DimComm:
+			if !contains(by, store.DimProcess) {
+				parts = append(parts, r.Comm)
+			}
+		case store.DimCgroup:
+			parts = append(parts, orUnknown(r.Cgroup))
+		case store.DimScope:
+			parts = append(parts, orUnknown(r.Scope))
 		}
 	}
 	return strings.Join(parts, " ")

@@ -123,8 +123,9 @@ SELECT proc_id, endpoint_id, cgroup_id, protocol FROM (
   FROM ` + t.Table + ` r JOIN endpoints e ON e.id = r.endpoint_id
   WHERE r.bucket_ms = ?1 AND r.endpoint_id NOT IN (SELECT value FROM json_each(?2)))
 WHERE rn > ?3`, []any{bucket, others, t.Keep}},
-			{`INSERT INTO endpoints (ip, protocol, last_seen_ms)
-SELECT DISTINCT ?, protocol, ? FROM temp.fold_rows WHERE true ON CONFLICT (ip, protocol) DO NOTHING`, []any{OtherRemotes, bucket}},
+			// Folded remotes mix scopes: "unknown" (netscope.Unknown).
+			{`INSERT INTO endpoints (ip, protocol, last_seen_ms, scope)
+SELECT DISTINCT ?, protocol, ?, 'unknown' FROM temp.fold_rows WHERE true ON CONFLICT (ip, protocol) DO NOTHING`, []any{OtherRemotes, bucket}},
 			{`INSERT INTO ` + t.Table + ` (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls, remote_port, netns)
 SELECT ?1, v.proc_id, o.id, v.cgroup_id, sum(r.tx_bytes), sum(r.rx_bytes), sum(r.tx_calls), sum(r.rx_calls), 0,
   CASE WHEN min(r.netns) = max(r.netns) THEN min(r.netns) ELSE 0 END

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/bwtracker/bwtracker/internal/procinfo"
 )
 
 // migrateV1 converts a schema 1 file (remote_ip and protocol as text in
@@ -105,4 +107,78 @@ FROM %s_v1 r JOIN endpoints e ON e.ip = r.remote_ip AND e.protocol = r.protocol 
 		rows.Close()
 	}
 	return nil
+}
+
+// migrateAppsScopes adds processes.app and endpoints.scope to files made
+// before they existed (AutoMigrate adds the app column; the scope column is
+// added here) and fills them for rows that have none: the app from the
+// stored exe, command line (split on spaces) and comm, without folding
+// (parents are long gone); the scope with the store's classifier, i.e. this
+// host's networks now. One transaction per 1000 rows; cheap when nothing
+// is empty.
+func (s *Store) migrateAppsScopes(ctx context.Context) error {
+	var n int
+	if err := s.sql.QueryRowContext(ctx, "SELECT count(*) FROM pragma_table_info('endpoints') WHERE name = 'scope'").Scan(&n); err != nil {
+		return s.classify("read", err)
+	}
+	if n == 0 {
+		if _, err := s.sql.ExecContext(ctx, "ALTER TABLE endpoints ADD COLUMN scope TEXT NOT NULL DEFAULT ''"); err != nil {
+			return s.classify("migrate schema", err)
+		}
+	}
+	type fix struct {
+		id  int64
+		val string
+	}
+	fill := func(sel, upd string, name func(a, b, c string) string) error {
+		for {
+			rows, err := s.sql.QueryContext(ctx, sel)
+			if err != nil {
+				return s.classify("migrate schema", err)
+			}
+			var fixes []fix
+			for rows.Next() {
+				var f fix
+				var a, b, c string
+				if err := rows.Scan(&f.id, &a, &b, &c); err != nil {
+					rows.Close()
+					return s.classify("migrate schema", err)
+				}
+				if f.val = name(a, b, c); f.val == "" {
+					f.val = "?" // never selected again
+				}
+				fixes = append(fixes, f)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return s.classify("migrate schema", err)
+			}
+			if len(fixes) == 0 {
+				return nil
+			}
+			tx, err := s.sql.BeginTx(ctx, nil)
+			if err != nil {
+				return s.classify("migrate schema", err)
+			}
+			for _, f := range fixes {
+				if _, err := tx.ExecContext(ctx, upd, f.val, f.id); err != nil {
+					tx.Rollback()
+					return s.classify("migrate schema", err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return s.classify("migrate schema", err)
+			}
+		}
+	}
+	if err := fill("SELECT id, exe, cmdline, comm FROM processes WHERE app = '' LIMIT 1000",
+		"UPDATE processes SET app = ? WHERE id = ?",
+		func(exe, cmdline, comm string) string {
+			return procinfo.AppName(exe, procinfo.SplitCmdline(cmdline), comm)
+		}); err != nil {
+		return err
+	}
+	return fill("SELECT id, ip, '', '' FROM endpoints WHERE scope = '' LIMIT 1000",
+		"UPDATE endpoints SET scope = ? WHERE id = ?",
+		func(ip, _, _ string) string { return s.scope(ip) })
 }

@@ -18,6 +18,9 @@ type tierState struct {
 	// portCols: the rollup tables have remote_port and netns (schema 3; a
 	// read-only open of an older file reads them as 0).
 	portCols bool
+	// lacks holds "table.column" of columns newer than the file
+	// (dimension.needs): processes.app, endpoints.scope.
+	lacks map[string]bool
 }
 
 func readTierState(ctx context.Context, q querier) (tierState, error) {
@@ -63,6 +66,18 @@ func readTierState(ctx context.Context, q querier) (tierState, error) {
 			return st, err
 		}
 		st.portCols = st.portCols && ok
+	}
+	for _, tc := range [][2]string{{"processes", "app"}, {"endpoints", "scope"}} {
+		ok, err := hasColumn(ctx, q, tc[0], tc[1])
+		if err != nil {
+			return st, err
+		}
+		if !ok {
+			if st.lacks == nil {
+				st.lacks = map[string]bool{}
+			}
+			st.lacks[tc[0]+"."+tc[1]] = true
+		}
 	}
 	return st, nil
 }

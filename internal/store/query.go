@@ -35,6 +35,15 @@ const (
 	DimWorkload  = "workload"
 	// DimDomain is the registrable domain of the remote's name (names.go).
 	DimDomain = "domain"
+	// DimApp is the process's app (processes.app: internal/procinfo's app
+	// rule); DimComm its kernel name; DimCgroup its cgroup v2 path
+	// (cgroups.path, relative to the cgroup2 mount, e.g.
+	// "/lxc.payload.web" or "/system.slice/nginx.service"); DimScope the
+	// remote's locality (endpoints.scope: internal/netscope).
+	DimApp    = "app"
+	DimComm   = "comm"
+	DimCgroup = "cgroup"
+	DimScope  = "scope"
 )
 
 // Dimensions lists the valid --by values, sorted.
@@ -73,7 +82,7 @@ func ValidateDims(by []string) ([]string, error) {
 	return out, nil
 }
 
-var dimOrder = []string{DimProcess, DimExe, DimUser, DimService, DimContainer, DimNamespace, DimPod, DimWorkload, DimDomain, DimRemote, DimPort, DimProtocol, DimNetNS}
+var dimOrder = []string{DimApp, DimProcess, DimComm, DimExe, DimUser, DimService, DimContainer, DimNamespace, DimPod, DimWorkload, DimCgroup, DimDomain, DimRemote, DimPort, DimProtocol, DimNetNS, DimScope}
 
 // Query selects a time window and a grouping.
 type Query struct {
@@ -95,6 +104,11 @@ type Query struct {
 	// matches the pod UID).
 	Namespace string
 	Pod       string
+	// App, Cgroup and Scope filter on the process's app, the cgroup's
+	// path and the remote's scope (exact; "" = any).
+	App    string
+	Cgroup string
+	Scope  string
 }
 
 // Row is one group of a Query's result. Only the fields of the query's
@@ -115,6 +129,9 @@ type Row struct {
 	Namespace  string
 	Pod        string
 	Workload   string
+	App        string
+	Cgroup     string
+	Scope      string
 	TxBytes    uint64
 	RxBytes    uint64
 	TxCalls    uint64

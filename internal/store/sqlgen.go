@@ -67,6 +67,10 @@ type dimension struct {
 	// the order scanRow expects them.
 	group string
 	sel   string
+	// needs names a column ("table.column") that files from older
+	// versions lack; a read-only open of such a file groups by old
+	// instead (until `run` migrates the file).
+	needs, old string
 }
 
 // dimensions is the one table of what --by (and the API) can group by.
@@ -84,11 +88,16 @@ var dimensions = map[string]dimension{
 	DimPod:       {group: "coalesce(c.pod, '')", sel: "coalesce(c.pod, '')"},
 	DimWorkload:  {group: "coalesce(c.workload, '')", sel: "coalesce(c.workload, '')"},
 	DimDomain:    {group: domainSQL, sel: domainSQL}, // names.go
+	DimApp:       {group: "p.app", sel: "p.app", needs: "processes.app", old: "p.comm"},
+	DimComm:      {group: "p.comm", sel: "p.comm"},
+	DimCgroup:    {group: "coalesce(c.path, '')", sel: "coalesce(c.path, '')"},
+	DimScope:     {group: "e.scope", sel: "e.scope", needs: "endpoints.scope", old: "''"},
 }
 
-// procFilter is the PID/Comm condition on a segment's proc_id and the
-// Port/NetNS conditions on its remote_port and netns.
-func (q Query) procFilter() (string, []any) {
+// procFilter is the PID/Comm/App condition on a segment's proc_id, the
+// Port/NetNS conditions on its remote_port and netns, and the Scope
+// condition on its endpoint_id. lacks: see tierState.
+func (q Query) procFilter(lacks map[string]bool) (string, []any) {
 	var conds, rowConds []string
 	var args []any
 	if q.PID != 0 {
@@ -98,6 +107,14 @@ func (q Query) procFilter() (string, []any) {
 	if q.Comm != "" {
 		conds = append(conds, "comm = ?")
 		args = append(args, q.Comm)
+	}
+	if q.App != "" {
+		if lacks["processes.app"] {
+			conds = append(conds, "comm = ?") // as DimApp groups such files
+		} else {
+			conds = append(conds, "app = ?")
+		}
+		args = append(args, q.App)
 	}
 	if len(conds) > 0 {
 		rowConds = append(rowConds, "proc_id IN (SELECT id FROM processes WHERE "+strings.Join(conds, " AND ")+")")
@@ -109,6 +126,14 @@ func (q Query) procFilter() (string, []any) {
 	if q.NetNS != 0 {
 		rowConds = append(rowConds, "netns = ?")
 		args = append(args, q.NetNS)
+	}
+	if q.Scope != "" {
+		if lacks["endpoints.scope"] {
+			rowConds = append(rowConds, "0") // no scopes in such files: nothing matches
+		} else {
+			rowConds = append(rowConds, "endpoint_id IN (SELECT id FROM endpoints WHERE scope = ?)")
+			args = append(args, q.Scope)
+		}
 	}
 	return strings.Join(rowConds, " AND "), args
 }
@@ -128,7 +153,7 @@ func (st tierState) source(q Query, edges []int64, maxTier int) (union, cgroupWh
 	if len(segs) == 0 {
 		return "", "", nil, false
 	}
-	pf, pargs := q.procFilter()
+	pf, pargs := q.procFilter(st.lacks)
 	union, args = st.unionSQL(segs, pf, pargs)
 	cgroupWhere, cargs := q.cgroupFilter()
 	return union, cgroupWhere, append(args, cargs...), true
@@ -154,6 +179,10 @@ func (q Query) cgroupFilter() (string, []any) {
 	if q.Pod != "" {
 		conds = append(conds, "(coalesce(c.pod, '') = ? OR coalesce(c.pod_uid, '') = ?)")
 		args = append(args, q.Pod, q.Pod)
+	}
+	if q.Cgroup != "" {
+		conds = append(conds, "coalesce(c.path, '') = ?")
+		args = append(args, q.Cgroup)
 	}
 	if len(conds) == 0 {
 		return "", nil
@@ -203,6 +232,14 @@ func scanDest(by []string, r *Row) []any {
 			dest = append(dest, &r.Pod)
 		case DimWorkload:
 			dest = append(dest, &r.Workload)
+		case DimApp:
+			dest = append(dest, &r.App)
+		case DimComm:
+			dest = append(dest, &r.Comm)
+		case DimCgroup:
+			dest = append(dest, &r.Cgroup)
+		case DimScope:
+			dest = append(dest, &r.Scope)
 		}
 	}
 	return dest
@@ -229,7 +266,7 @@ func preAggregate(union string, by []string) string {
 // endpointJoin joins the endpoints table as e when a dimension needs it.
 func endpointJoin(by []string) string {
 	for _, d := range by {
-		if d == DimRemote || d == DimProtocol || d == DimDomain {
+		if d == DimRemote || d == DimProtocol || d == DimDomain || d == DimScope {
 			return " JOIN endpoints e ON e.id = s.endpoint_id"
 		}
 	}
@@ -238,8 +275,9 @@ func endpointJoin(by []string) string {
 
 // groupSQL lists the dimensions' GROUP BY and SELECT expressions. names
 // says whether the file has the name tables (names.go): without them a
-// remote's name and its domain are ”.
-func groupSQL(by []string, names bool) (groups, sels []string) {
+// remote's name and its domain are ”. lacks holds the columns this file
+// does not have (dimension.needs).
+func groupSQL(by []string, names bool, lacks map[string]bool) (groups, sels []string) {
 	for _, d := range by {
 		dim := dimensions[d]
 		switch {
@@ -249,6 +287,8 @@ func groupSQL(by []string, names bool) (groups, sels []string) {
 			dim.sel += ", ''"
 		case d == DimDomain && !names:
 			dim.group, dim.sel = "''", "''"
+		case dim.needs != "" && lacks[dim.needs]:
+			dim.group, dim.sel = dim.old, dim.old
 		}
 		groups = append(groups, dim.group)
 		sels = append(sels, dim.sel)
@@ -289,7 +329,7 @@ func (st tierState) selectSQL(q Query, sel selection) (string, []any, bool) {
 	if !ok {
 		return "", nil, false
 	}
-	groups, sels := groupSQL(sel.by, sel.names)
+	groups, sels := groupSQL(sel.by, sel.names, st.lacks)
 	if sel.bucket > 0 {
 		tb := fmt.Sprintf("s.t - s.t %% %d", sel.bucket)
 		sels = append([]string{tb + " AS tb"}, sels...)

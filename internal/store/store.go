@@ -13,6 +13,7 @@
 //	endpoints  one row per (remote ip, protocol), both text; flows and
 //	           rollup rows refer to it by id, so an address is stored once.
 //	           kept_1h_ms/kept_1d_ms: the newest folded bucket naming it.
+//	           scope (internal/netscope) is set when the row is interned.
 //	flows      one row per (process, endpoint, cgroup, netns) seen.
 //	samples    one row per (interval, flow, remote port): payload bytes and
 //	           call counts per direction. No time column: each Write's rows
@@ -115,6 +116,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+
+	"github.com/bwtracker/bwtracker/internal/netscope"
 	"golang.org/x/sys/unix"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -142,6 +145,7 @@ type Process struct {
 	Comm      string `gorm:"column:comm;not null;uniqueIndex:idx_proc_identity,priority:3"`
 	Exe       string `gorm:"column:exe;not null;default:''"`
 	Cmdline   string `gorm:"column:cmdline;not null;default:''"`
+	App       string `gorm:"column:app;not null;default:''"` // procinfo's app rule, folded at collection time
 	UID       uint32 `gorm:"column:uid;not null;default:0"`
 	FirstSeen int64  `gorm:"column:first_seen_ms;not null"`
 	LastSeen  int64  `gorm:"column:last_seen_ms;not null;index"`
@@ -187,7 +191,8 @@ const flushesDDL = `CREATE TABLE IF NOT EXISTS flushes (
 CREATE INDEX IF NOT EXISTS idx_flushes_ts ON flushes (ts_ms)`
 
 // endpointsDDL creates the endpoints table: one row per (remote ip,
-// protocol) ever seen, referenced by samples and rollup rows.
+// protocol) ever seen, referenced by samples and rollup rows. scope is
+// internal/netscope's class of the address when it was first interned.
 // last_seen_ms (Unix ms, may lag the truth by up to seenLagMs) lets
 // pruning drop endpoints no tier can refer to any more; kept_1h_ms and
 // kept_1d_ms are the newest folded 1h/1d bucket that still refers to the
@@ -199,6 +204,7 @@ const endpointsDDL = `CREATE TABLE IF NOT EXISTS endpoints (
   last_seen_ms INTEGER NOT NULL,
   kept_1h_ms   INTEGER NOT NULL DEFAULT 0,
   kept_1d_ms   INTEGER NOT NULL DEFAULT 0,
+  scope        TEXT    NOT NULL DEFAULT '',
   UNIQUE (ip, protocol)
 );
 CREATE INDEX IF NOT EXISTS idx_endpoints_last_seen ON endpoints (last_seen_ms)`
@@ -226,6 +232,8 @@ type Store struct {
 	procSeen    map[int64]int64
 	epSeen      map[int64]int64
 	flowSeen    map[int64]int64
+	// scope classifies a new endpoint's address (Options.Scope).
+	scope func(ip string) string
 
 	// gate is held shared by queries and maintenance and exclusively by
 	// Guard while it swaps the connections (guard.go).
@@ -253,6 +261,10 @@ type Options struct {
 	// ReadOnly opens an existing database for queries only; it is never
 	// created and the schema is not migrated.
 	ReadOnly bool
+	// Scope classifies the address of each endpoint the writer interns,
+	// and of old endpoints without a scope when the file is migrated
+	// (`run --lan-cidr`); nil = netscope.Default().Classify.
+	Scope func(ip string) string
 }
 
 // Error is a database error that names the file and says what to do next.
@@ -300,7 +312,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := ValidatePath(path); err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, readOnly: opts.ReadOnly}
+	s := &Store{path: path, readOnly: opts.ReadOnly, scope: opts.Scope}
+	if s.scope == nil {
+		s.scope = netscope.Default().Classify
+	}
 	s.resetCaches()
 	if opts.ReadOnly {
 		fi, err := os.Stat(path)
@@ -472,6 +487,9 @@ func (s *Store) check(readOnly bool) error {
 		if _, err := s.sql.ExecContext(ctx, ddl); err != nil {
 			return s.classify("migrate schema", err)
 		}
+	}
+	if err := s.migrateAppsScopes(ctx); err != nil { // processes.app, endpoints.scope (migrate.go)
+		return err
 	}
 	if err := s.migrateTiers(ctx); err != nil { // rollup_1m, rollup_1h, rollup_1d (schema.go)
 		return err

@@ -38,6 +38,7 @@ type Sample struct {
 	ProcessKey
 	Exe        string
 	Cmdline    string
+	App        string // procinfo's app rule; "" = Comm
 	UID        uint32
 	CgroupID   uint64
 	NetNS      uint32
@@ -152,13 +153,18 @@ func (s *Store) Write(ctx context.Context, ts time.Time, samples []Sample) error
 			pid, ok = newProcs[sm.ProcessKey]
 		}
 		if !ok {
-			err := tx.QueryRowContext(ctx, `INSERT INTO processes (pid, start_ns, comm, exe, cmdline, uid, first_seen_ms, last_seen_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			app := sm.App
+			if app == "" {
+				app = sm.Comm
+			}
+			err := tx.QueryRowContext(ctx, `INSERT INTO processes (pid, start_ns, comm, exe, cmdline, app, uid, first_seen_ms, last_seen_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (pid, start_ns, comm) DO UPDATE SET
   last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
   exe = CASE WHEN exe = '' THEN excluded.exe ELSE exe END,
-  cmdline = CASE WHEN cmdline = '' THEN excluded.cmdline ELSE cmdline END
-RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, tsMs, tsMs).Scan(&pid)
+  cmdline = CASE WHEN cmdline = '' THEN excluded.cmdline ELSE cmdline END,
+  app = CASE WHEN app = '' THEN excluded.app ELSE app END
+RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, app, sm.UID, tsMs, tsMs).Scan(&pid)
 			if err != nil {
 				return fail("write process", err)
 			}
@@ -176,7 +182,7 @@ RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, t
 			epNew = append(epNew, ek)
 		}
 	}
-	if err := internEndpoints(ctx, tx, tsMs, epNew, newEps); err != nil {
+	if err := internEndpoints(ctx, tx, tsMs, epNew, newEps, s.scope); err != nil {
 		return fail("write endpoints", err)
 	}
 	for _, ek := range epNew {
@@ -252,13 +258,13 @@ RETURNING id`, sm.PID, int64(sm.StartNS), sm.Comm, sm.Exe, sm.Cmdline, sm.UID, t
 const internChunk = 1000
 
 // internEndpoints inserts (or finds) the endpoints keys, one statement per
-// protocol and chunk whose parameter is a JSON array of the addresses
-// (plain array elements: json_each hands them over without extraction), and
-// records their ids in out.
-func internEndpoints(ctx context.Context, tx *sql.Tx, tsMs int64, keys []endpointKey, out map[endpointKey]int64) error {
-	byProto := map[string][]string{}
+// protocol and chunk whose parameter is a JSON array of [address, scope]
+// pairs (scope from classify, kept from the first time the address was
+// interned), and records their ids in out.
+func internEndpoints(ctx context.Context, tx *sql.Tx, tsMs int64, keys []endpointKey, out map[endpointKey]int64, classify func(string) string) error {
+	byProto := map[string][][2]string{}
 	for _, k := range keys {
-		byProto[k.Protocol] = append(byProto[k.Protocol], k.IP)
+		byProto[k.Protocol] = append(byProto[k.Protocol], [2]string{k.IP, classify(k.IP)})
 	}
 	for proto, ips := range byProto {
 		for len(ips) > 0 {
@@ -270,9 +276,10 @@ func internEndpoints(ctx context.Context, tx *sql.Tx, tsMs int64, keys []endpoin
 			}
 			// "WHERE true" keeps SQLite's parser from reading ON CONFLICT
 			// as a join constraint of the SELECT.
-			rows, err := tx.QueryContext(ctx, `INSERT INTO endpoints (ip, protocol, last_seen_ms)
-SELECT value, ?, ? FROM json_each(?) WHERE true
-ON CONFLICT (ip, protocol) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)
+			rows, err := tx.QueryContext(ctx, `INSERT INTO endpoints (ip, protocol, last_seen_ms, scope)
+SELECT value->>0, ?, ?, value->>1 FROM json_each(?) WHERE true
+ON CONFLICT (ip, protocol) DO UPDATE SET last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+  scope = CASE WHEN scope = '' THEN excluded.scope ELSE scope END
 RETURNING id, ip`, proto, tsMs, string(b))
 			if err != nil {
 				return err

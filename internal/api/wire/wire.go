@@ -66,15 +66,28 @@ type ProcessTotal struct {
 	StartNS uint64 `json:"start_ns"`
 	Comm    string `json:"comm"`
 	Exe     string `json:"exe"`
+	// App is the process's app (internal/procinfo's app rule), what
+	// `report` groups by default.
+	App     string `json:"app"`
 	UID     uint32 `json:"uid"`
 	TxBytes uint64 `json:"tx_bytes"`
 	RxBytes uint64 `json:"rx_bytes"`
 }
 
-// ProcessRow is one row of /api/processes.
+// ProcessRow is one row of /api/processes. With by=app a row is one app:
+// pid, start_ns, comm, exe and uid are zero, Processes counts its
+// processes with traffic in the window (list them with app=NAME).
 type ProcessRow struct {
 	ProcessTotal
-	Remotes int `json:"remotes"` // distinct known remote addresses in the window
+	Remotes   int `json:"remotes"` // distinct known remote addresses in the window
+	Processes int `json:"processes,omitempty"`
+}
+
+// ScopeTotal is one row of SummaryResponse.Scopes.
+type ScopeTotal struct {
+	Scope   string `json:"scope"` // loopback, lan, multicast, internet, unknown
+	TxBytes uint64 `json:"tx_bytes"`
+	RxBytes uint64 `json:"rx_bytes"`
 }
 
 // ProcessesResponse is the body of /api/processes.
@@ -150,6 +163,10 @@ type SummaryResponse struct {
 	Processes    int            `json:"processes"` // processes with traffic in the window
 	TopProcesses []ProcessTotal `json:"top_processes"`
 	TopRemotes   []RemoteTotal  `json:"top_remotes"`
+	// Apps counts apps with traffic; Scopes splits the bytes by the
+	// remotes' scope (internal/netscope), largest first.
+	Apps   int          `json:"apps"`
+	Scopes []ScopeTotal `json:"scopes"`
 }
 
 // StatusResponse is the body of /api/status: the collector's Status plus
