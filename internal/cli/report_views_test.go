@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"fmt"
 	"image/png"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/bwtracker/bwtracker/internal/report"
 	"github.com/bwtracker/bwtracker/internal/store"
+	"github.com/bwtracker/bwtracker/internal/testenv"
 )
 
 // seedViews writes a few flushes at known times: curl today and
@@ -181,5 +184,37 @@ func TestGraphEdges(t *testing.T) {
 		if step != tc.step || len(edges) != GraphCells+1 || edges[0].After(until.Add(-tc.window)) || edges[GraphCells].Before(until) {
 			t.Errorf("%s: step %s (want %s), edges %s .. %s", tc.window, step, tc.step, edges[0], edges[len(edges)-1])
 		}
+	}
+}
+
+// TestReportSummaryOnATerminal: in a real terminal (a tmux pane), a bare
+// `bwtracker report` is the summary; piped, it is the table.
+func TestReportSummaryOnATerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		testenv.Missing(t, "tmux (to run `bwtracker report` on a terminal)", "apt-get install tmux")
+	}
+	bin := bwtrackerBin(t)
+	db := seedViews(t, time.Now())
+	sock := fmt.Sprintf("bwt-report-%d", os.Getpid())
+	tm := func(args ...string) string {
+		out, _ := exec.Command(tmux, append([]string{"-L", sock, "-f", "/dev/null"}, args...)...).CombinedOutput()
+		return string(out)
+	}
+	defer tm("kill-server")
+	tm("new-session", "-d", "-s", "r", "-x", "80", "-y", "24", fmt.Sprintf("%s report --db %s; echo EXITED $?; %s report --db %s | cat; sleep 30", bin, db, bin, db))
+	var screen string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if screen = tm("capture-pane", "-p", "-t", "r"); strings.Contains(screen, "rows; total") {
+			break
+		}
+	}
+	parts := strings.SplitN(screen, "EXITED 0", 2)
+	if len(parts) != 2 || !strings.Contains(parts[0], "TODAY") || !strings.Contains(parts[0], "ESTIMATED") ||
+		!strings.Contains(parts[1], "last 24 h") || strings.Contains(parts[1], "TODAY") {
+		t.Fatalf("terminal: summary, then piped: table; screen:\n%s", screen)
 	}
 }
