@@ -70,33 +70,46 @@ static __always_inline __u32 dns_netns(struct __sk_buff *skb)
 SEC("cgroup_skb/ingress")
 int cg_dns_ingress(struct __sk_buff *skb)
 {
-	/* skb data starts at the network header here. */
+	/* skb data starts at the network header here. Headers are read in
+	 * place (direct packet access) when they are in the linear part, with
+	 * bpf_skb_load_bytes otherwise: this runs for every packet received. */
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	__u32 l4off;
 	__u8 l4proto;
 	if (skb->protocol == bpf_htons(BWT_ETH_P_IP)) {
-		__u8 ip[20];
-		if (bpf_skb_load_bytes(skb, 0, ip, sizeof(ip)))
-			return 1;
+		__u8 hb[20];
+		__u8 *ip = data;
+		if (data + 20 > end) {
+			if (bpf_skb_load_bytes(skb, 0, hb, sizeof(hb)))
+				return 1;
+			ip = hb;
+		}
 		/* A later fragment carries no transport header. */
 		if (((ip[6] & 0x1f) | ip[7]) != 0)
 			return 1;
 		l4proto = ip[9];
 		l4off = (ip[0] & 0x0f) * 4;
 	} else if (skb->protocol == bpf_htons(BWT_ETH_P_IPV6)) {
-		__u8 nh;
 		/* Extension headers before UDP/TCP are rare on answers: skipped. */
-		if (bpf_skb_load_bytes(skb, 6, &nh, 1))
+		if (data + 40 <= end) {
+			l4proto = ((__u8 *)data)[6];
+		} else if (bpf_skb_load_bytes(skb, 6, &l4proto, 1)) {
 			return 1;
-		l4proto = nh;
+		}
 		l4off = 40;
 	} else {
 		return 1;
 	}
 	if (l4proto != IPPROTO_UDP_ && l4proto != IPPROTO_TCP_)
 		return 1;
-	__u8 l4[13];
-	if (bpf_skb_load_bytes(skb, l4off, l4, l4proto == IPPROTO_UDP_ ? 8 : 13))
-		return 1;
+	__u8 lb[13];
+	__u8 *l4 = data + l4off;
+	if ((void *)(l4 + 13) > end) {
+		if (bpf_skb_load_bytes(skb, l4off, lb, l4proto == IPPROTO_UDP_ ? 8 : 13))
+			return 1;
+		l4 = lb;
+	}
 	if (l4[0] != 0 || l4[1] != BWT_DNS_PORT)
 		return 1;
 	__u32 payload = l4off + (l4proto == IPPROTO_UDP_ ? 8 : (l4[12] >> 4) * 4);
