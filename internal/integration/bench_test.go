@@ -126,6 +126,7 @@ const (
 	modeOff   = "off"       // no hook attached by this benchmark
 	modeFloor = "floor"     // ebpf/floor.bpf.c: one per-CPU array add per event
 	modeOn    = "bwtracker" // the real daemon
+	modeOther = "other"     // BWT_BENCH_OTHER_BIN: another bwtracker build (before/after)
 )
 
 // benchPingPong sends a 64-byte TCP_NODELAY message and waits for it to
@@ -271,7 +272,9 @@ func benchPhase(b *testing.B, workload string, cpu, ms int) (rate, cpuPerMsg flo
 // order rotates each round); 1,000 other UDP flows stay active on the other
 // CPU throughout. It prints medians and ratios and the daemon's CPU use; it
 // asserts nothing about speed. Run with `make bench` (BWT_BENCH_ROUNDS,
-// default 5; BWT_BENCH_PHASE_MS, default 1500).
+// default 5; BWT_BENCH_PHASE_MS, default 1500; BWT_BENCH_WORKLOADS, default
+// "stream,ping-pong"; BWT_BENCH_OTHER_BIN adds a
+// fourth mode: another bwtracker binary, e.g. the previous build).
 func BenchmarkTrackerOverhead(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("SKIPPED: needs root")
@@ -287,7 +290,14 @@ func BenchmarkTrackerOverhead(b *testing.B) {
 	ncpu := runtime.NumCPU()
 	pairCPU, flowsCPU := ncpu-1, 0
 	workloads := []string{"stream", "ping-pong"}
+	if w := os.Getenv("BWT_BENCH_WORKLOADS"); w != "" {
+		workloads = strings.Split(w, ",")
+	}
 	modes := []string{modeOff, modeFloor, modeOn}
+	other, mine := os.Getenv("BWT_BENCH_OTHER_BIN"), bwtrackerBin(b)
+	if other != "" {
+		modes = append(modes, modeOther)
+	}
 	rate := map[string]map[string][]float64{}
 	perMsg := map[string]map[string][]float64{}
 	for _, w := range workloads {
@@ -303,6 +313,10 @@ func BenchmarkTrackerOverhead(b *testing.B) {
 			switch mode {
 			case modeOn:
 				d = startDaemon(b, "1s")
+			case modeOther:
+				b.Setenv("BWTRACKER_BIN", other)
+				d = startDaemon(b, "1s")
+				b.Setenv("BWTRACKER_BIN", mine)
 			case modeFloor:
 				var err error
 				if fl, err = floor.Attach(); err != nil {
@@ -347,6 +361,13 @@ func BenchmarkTrackerOverhead(b *testing.B) {
 		off, fl, on := med(rate[w][modeOff]), med(rate[w][modeFloor]), med(rate[w][modeOn])
 		fmt.Printf("%-10s %12.0f %12.0f %12.0f %10.3f %14.3f %16.3f\n", w, off, fl, on, fl/off, on/off, on/fl)
 		b.ReportMetric(on/fl, w+"-bwtracker/floor")
+	}
+	if other != "" {
+		fmt.Printf("BWT_BENCH_OTHER_BIN=%s in the same rounds:\n", other)
+		for _, w := range workloads {
+			off, fl, o := med(rate[w][modeOff]), med(rate[w][modeFloor]), med(rate[w][modeOther])
+			fmt.Printf("%-10s %12.0f msgs/s  other/off %.3f  other/floor %.3f  (CPU time: other/floor %.3f)\n", w, o, o/off, o/fl, med(perMsg[w][modeFloor])/med(perMsg[w][modeOther]))
+		}
 	}
 	fmt.Printf("the same ratios in CPU time per message (client+server; less sensitive to other load on the CPU):\n")
 	for _, w := range workloads {
