@@ -171,6 +171,9 @@ func TestHistoryBench(t *testing.T) {
 	days := envInt("BENCH_DAYS", 30)
 	per := envInt("BENCH_FLOWS", 50)
 	full := envInt("BENCH_FULLRES_DAYS", 1)
+	if os.Getenv("BENCH_FULLRES_DAYS") == "0" {
+		full = 0
+	}
 	path := os.Getenv("BWTRACKER_BENCH_DB")
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "bench.db")

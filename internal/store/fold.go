@@ -109,35 +109,33 @@ func (s *Store) foldBucket(ctx context.Context, i int, now time.Time) (ranked in
 		return fail(err)
 	}
 	if over > int64(t.Keep) {
+		// Rebuild the bucket: its kept rows and the per-protocol sums of
+		// the others into a temp table, the bucket's range deleted in key
+		// order, the temp rows written back. (Deleting the folded rows one
+		// by one probes the tier's B-tree per row and cost twice as much.)
 		stmts := []struct {
 			q    string
 			args []any
 		}{
-			{"CREATE TEMP TABLE IF NOT EXISTS fold_rows (proc_id INTEGER, endpoint_id INTEGER, cgroup_id INTEGER, protocol TEXT, PRIMARY KEY (proc_id, endpoint_id, cgroup_id)) WITHOUT ROWID", nil},
+			{`CREATE TEMP TABLE IF NOT EXISTS fold_rows (proc_id INTEGER, endpoint_id INTEGER, cgroup_id INTEGER, protocol TEXT,
+  tx_bytes INTEGER, rx_bytes INTEGER, tx_calls INTEGER, rx_calls INTEGER, remote_port INTEGER, netns INTEGER, rn INTEGER)`, nil},
 			{"DELETE FROM temp.fold_rows", nil},
-			// The rows beyond the Keep largest of their process.
-			{`INSERT INTO temp.fold_rows (proc_id, endpoint_id, cgroup_id, protocol)
-SELECT proc_id, endpoint_id, cgroup_id, protocol FROM (
-  SELECT r.proc_id, r.endpoint_id, r.cgroup_id, e.protocol,
-    row_number() OVER (PARTITION BY r.proc_id ORDER BY r.tx_bytes + r.rx_bytes DESC, r.endpoint_id, r.cgroup_id) AS rn
-  FROM ` + t.Table + ` r JOIN endpoints e ON e.id = r.endpoint_id
-  WHERE r.bucket_ms = ?1 AND r.endpoint_id NOT IN (SELECT value FROM json_each(?2)))
-WHERE rn > ?3`, []any{bucket, others, t.Keep}},
+			{`INSERT INTO temp.fold_rows
+SELECT r.proc_id, r.endpoint_id, r.cgroup_id, e.protocol, r.tx_bytes, r.rx_bytes, r.tx_calls, r.rx_calls, r.remote_port, r.netns,
+  CASE WHEN e.ip = ?3 THEN ?2 + 1 ELSE row_number() OVER (PARTITION BY r.proc_id, e.ip = ?3 ORDER BY r.tx_bytes + r.rx_bytes DESC, r.endpoint_id, r.cgroup_id) END
+FROM ` + t.Table + ` r JOIN endpoints e ON e.id = r.endpoint_id WHERE r.bucket_ms = ?1`, []any{bucket, t.Keep, OtherRemotes}},
 			// Folded remotes mix scopes: "unknown" (netscope.Unknown).
 			{`INSERT INTO endpoints (ip, protocol, last_seen_ms, scope)
-SELECT DISTINCT ?, protocol, ?, 'unknown' FROM temp.fold_rows WHERE true ON CONFLICT (ip, protocol) DO NOTHING`, []any{OtherRemotes, bucket}},
+SELECT DISTINCT ?, protocol, ?, 'unknown' FROM temp.fold_rows WHERE rn > ? ON CONFLICT (ip, protocol) DO NOTHING`, []any{OtherRemotes, bucket, t.Keep}},
+			{"DELETE FROM " + t.Table + " WHERE bucket_ms = ?", []any{bucket}},
 			{`INSERT INTO ` + t.Table + ` (bucket_ms, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls, remote_port, netns)
-SELECT ?1, v.proc_id, o.id, v.cgroup_id, sum(r.tx_bytes), sum(r.rx_bytes), sum(r.tx_calls), sum(r.rx_calls), 0,
-  CASE WHEN min(r.netns) = max(r.netns) THEN min(r.netns) ELSE 0 END
-FROM temp.fold_rows v
-JOIN ` + t.Table + ` r ON r.bucket_ms = ?1 AND r.proc_id = v.proc_id AND r.endpoint_id = v.endpoint_id AND r.cgroup_id = v.cgroup_id
-JOIN endpoints o ON o.ip = ?2 AND o.protocol = v.protocol
-WHERE true GROUP BY v.proc_id, o.id, v.cgroup_id
-ON CONFLICT (bucket_ms, proc_id, endpoint_id, cgroup_id) DO UPDATE SET
-  tx_bytes = tx_bytes + excluded.tx_bytes, rx_bytes = rx_bytes + excluded.rx_bytes,
-  tx_calls = tx_calls + excluded.tx_calls, rx_calls = rx_calls + excluded.rx_calls,
-  remote_port = 0, netns = CASE WHEN netns = excluded.netns THEN netns ELSE 0 END`, []any{bucket, OtherRemotes}},
-			{"DELETE FROM " + t.Table + " WHERE bucket_ms = ? AND (proc_id, endpoint_id, cgroup_id) IN (SELECT proc_id, endpoint_id, cgroup_id FROM temp.fold_rows)", []any{bucket}},
+SELECT ?1, proc_id, endpoint_id, cgroup_id, tx_bytes, rx_bytes, tx_calls, rx_calls, remote_port, netns FROM temp.fold_rows WHERE rn <= ?2
+UNION ALL
+SELECT ?1, v.proc_id, o.id, v.cgroup_id, sum(v.tx_bytes), sum(v.rx_bytes), sum(v.tx_calls), sum(v.rx_calls), 0,
+  CASE WHEN min(v.netns) = max(v.netns) THEN min(v.netns) ELSE 0 END
+FROM temp.fold_rows v JOIN endpoints o ON o.ip = ?3 AND o.protocol = v.protocol
+WHERE v.rn > ?2 GROUP BY v.proc_id, o.id, v.cgroup_id
+ORDER BY 2, 3, 4`, []any{bucket, t.Keep, OtherRemotes}},
 			{"DELETE FROM temp.fold_rows", nil},
 		}
 		for _, st := range stmts {

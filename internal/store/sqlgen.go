@@ -9,6 +9,7 @@ package store
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // segmentSQL is a SELECT of (t, proc_id, endpoint_id, cgroup_id,
@@ -191,8 +192,12 @@ func (q Query) cgroupFilter() (string, []any) {
 }
 
 // window is the query's [since, until) in Unix ms, as edges for source.
+// An open end is a minute from now (flushes are stamped with the end of
+// their interval, never later than the clock): today's day bucket and this
+// hour's bucket are still open (not folded), so they are read from the
+// finer tiers instead of whole.
 func (q Query) window() []int64 {
-	s, u := int64(0), int64(1)<<62
+	s, u := int64(0), roundUp(time.Now().Add(time.Minute).UnixMilli(), time.Minute.Milliseconds())
 	if !q.Since.IsZero() {
 		s = q.Since.UnixMilli()
 	}
