@@ -45,8 +45,11 @@ how many processes are listed. The lower pane lists the selected row's
 connections like bandwhich: remote (the name the process resolved, or
 reverse DNS), port, protocol, rates and totals.
 
-Keys: ? help; r sort by received, t by sent, s by total; g group by app
-(executable name) or by process; u bytes or bits; p pause (the screen
+Rows are apps unless --by process (an app is a program as a person names
+it, with the processes it forked: see ` + "`bwtracker report`" + `).
+
+Keys: ? help; r sort by received, t by sent, s by total; g toggles one row
+per app or per process; u bytes or bits; p pause (the screen
 stops updating); Up/Down (or j/k) select a row; q or Ctrl-C quits.
 
 --once prints one snapshot and exits (json for scripts, table for people).
@@ -64,6 +67,7 @@ Examples:
 			&cli.BoolFlag{Name: "once", Usage: "print one snapshot and exit"},
 			&cli.StringFlag{Name: "format", Aliases: []string{"o"}, Value: "table", Usage: "with --once: table or json"},
 			&cli.BoolFlag{Name: "no-resolve", Aliases: []string{"n"}, Usage: "show remote addresses as numbers (no reverse DNS)"},
+			&cli.StringFlag{Name: "by", Value: "app", Usage: "one row per app (the default: a program with the processes it forked, as `report` groups) or per process; g toggles"},
 			&cli.DurationFlag{Name: "idle", Value: DefaultIdle, Usage: "hide processes with no traffic for `DURATION` (exited ones linger in the daemon for minutes); 0 shows them all. Header totals still include them"},
 		},
 		Action: runTop,
@@ -152,6 +156,10 @@ func runTop(c *cli.Context) error {
 	if format != "table" && format != "json" {
 		return usagef("--format %q: valid are table, json", format)
 	}
+	by := c.String("by")
+	if by != "app" && by != "process" {
+		return usagef("--by %q: valid are app, process", by)
+	}
 	idle := c.Duration("idle")
 	if idle < 0 {
 		return usagef("--idle %s: must be 0 (show all) or positive", idle)
@@ -174,7 +182,7 @@ func runTop(c *cli.Context) error {
 		if w, ok := terminalWidth(c.App.Writer); ok {
 			width = w
 		}
-		if err := printSnapshot(c.App.Writer, format, snap, width); err != nil {
+		if err := printSnapshot(c.App.Writer, format, snap, width, by == "app"); err != nil {
 			return err
 		}
 		if hidden > 0 {
@@ -186,7 +194,7 @@ func runTop(c *cli.Context) error {
 	if !c.Bool("no-resolve") {
 		res = report.NewResolver()
 	}
-	v := &topView{api: api, key: key, interval: interval, res: res, snap: snap, idle: idle, hidden: hidden}
+	v := &topView{api: api, key: key, interval: interval, res: res, snap: snap, idle: idle, hidden: hidden, grouped: by == "app"}
 	if st, err := api.Status(c.Context); err == nil {
 		v.started = st.Started
 	}
@@ -194,8 +202,8 @@ func runTop(c *cli.Context) error {
 }
 
 // printSnapshot prints snap for --once; a table fits width (names and
-// paths lose their middle), JSON is whole.
-func printSnapshot(w io.Writer, format string, snap liveSnap, width int) error {
+// paths lose their middle), one row per app when grouped; JSON is whole.
+func printSnapshot(w io.Writer, format string, snap liveSnap, width int, grouped bool) error {
 	if snap.Processes == nil {
 		snap.Processes = []liveProc{}
 	}
@@ -208,9 +216,9 @@ func printSnapshot(w io.Writer, format string, snap liveSnap, width int) error {
 	// report.Safe) and measures wide runes. The same columns as the
 	// interactive view (topColumns).
 	tw := &report.Table{Right: true, Left: map[int]bool{1: true, 2: true, 9: true}, Max: width, Shrink: map[int]int{1: 4, 2: 8, 9: 12}}
-	tw.Add(topColumns(false)...)
-	for _, r := range topRows(snap.Processes, false, "") {
-		tw.Add(r.cells(false, report.Units{})...)
+	tw.Add(topColumns(grouped)...)
+	for _, r := range topRows(snap.Processes, grouped, "") {
+		tw.Add(r.cells(grouped, report.Units{})...)
 	}
 	if err := tw.Write(w); err != nil {
 		return err

@@ -15,7 +15,7 @@ func TestTopOnceEscapes(t *testing.T) {
 		{PID: 8, Comm: "日本語", Exe: "/usr/bin/日本", RxBytes: 2},
 	}}
 	var b bytes.Buffer
-	if err := printSnapshot(&b, "table", snap, 0); err != nil {
+	if err := printSnapshot(&b, "table", snap, 0, false); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
@@ -32,7 +32,7 @@ func TestTopOnceEscapes(t *testing.T) {
 		}
 	}
 	b.Reset()
-	printSnapshot(&b, "json", snap, 80)
+	printSnapshot(&b, "json", snap, 80, false)
 	if !strings.Contains(b.String(), `"\u001b[2Jwipe"`) {
 		t.Errorf("JSON does not keep the exact name: %s", b.String())
 	}

@@ -209,7 +209,7 @@ func TestTopInTmux(t *testing.T) {
 		return string(out), err
 	}
 	defer tm("kill-server")
-	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --no-resolve --idle 0 --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srv.URL)
+	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --by process --no-resolve --idle 0 --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srv.URL)
 	if out, err := tm("new-session", "-d", "-s", "top", "-x", "150", "-y", "40", cmdline); err != nil {
 		t.Fatalf("tmux new-session: %v %s", err, out)
 	}
@@ -303,7 +303,7 @@ func startTmuxTop(t *testing.T, srvURL string, w, h int) *tmuxTop {
 	bin := bwtrackerBin(t)
 	tt := &tmuxTop{t: t, tmux: tmux, sock: fmt.Sprintf("bwt-test-%d-%s", os.Getpid(), t.Name())}
 	t.Cleanup(func() { tt.cmd("kill-server") })
-	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --no-resolve --idle 0 --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srvURL)
+	cmdline := fmt.Sprintf("TERM=xterm-256color %s top --by process --no-resolve --idle 0 --interval 200ms --url %s; echo EXITED $?; sleep 30", bin, srvURL)
 	if out, err := tt.cmd("new-session", "-d", "-s", "top", "-x", strconv.Itoa(w), "-y", strconv.Itoa(h), cmdline); err != nil {
 		t.Fatalf("tmux new-session: %v %s", err, out)
 	}

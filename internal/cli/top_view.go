@@ -19,7 +19,8 @@ import (
 )
 
 // topRow is one line of `top`: a process, or with grouping on, every
-// process of an app (alerts.AppLabel: the executable's name).
+// process of an app (live.ProcRate.App, internal/procinfo's app rule;
+// alerts.AppLabel, the executable's name, from daemons without it).
 type topRow struct {
 	key            string // selection identity
 	pid            uint32 // 0 for a group
@@ -56,8 +57,12 @@ func (r topRow) cells(grouped bool, u report.Units) []string {
 // grouped, one per app, sorted by key the same way.
 func topRows(ps []liveProc, grouped bool, key string) []topRow {
 	one := func(p liveProc) topRow {
+		app := p.App
+		if app == "" {
+			app = alerts.AppLabel(p.Exe, p.Comm)
+		}
 		return topRow{key: fmt.Sprintf("p%d/%d", p.PID, p.StartNS), pid: p.PID, procs: 1, user: report.UserName(p.UID), comm: p.Comm, exe: p.Exe,
-			app: alerts.AppLabel(p.Exe, p.Comm), txRate: p.TxRate, rxRate: p.RxRate, tx: p.TxBytes, rx: p.RxBytes, remotes: p.Remotes,
+			app: app, txRate: p.TxRate, rxRate: p.RxRate, tx: p.TxBytes, rx: p.RxBytes, remotes: p.Remotes,
 			conns: p.Conns, first: p}
 	}
 	var out []topRow
