@@ -402,6 +402,17 @@ func TestDNSNamesFromAnswers(t *testing.T) {
 			t.Errorf("client of %s: no %s row in --by domain --pid: %v", c.name, domain, drs)
 		}
 	}
+	// "How much did this app send to that domain": --by app,domain.
+	var appTx uint64
+	for _, r := range d.reportRaw("app,domain", "--comm", "python3") {
+		if r["domain"] == domain {
+			if r["app"] == "" || r["app"] == nil {
+				t.Errorf("app,domain row without an app: %v", r)
+			}
+			appTx += num(r["tx_bytes"])
+		}
+	}
+	mustEqual(t, "--by app,domain tx of the python3 clients", appTx, uint64(cases[0].up+cases[1].up))
 	// Tables show the name with the address.
 	out, err := exec.Command(d.bin, "report", "--db", d.db, "--since", "1h", "--by", "remote", "--top", "0", "--no-resolve", "--width", "200").Output()
 	if err != nil {
