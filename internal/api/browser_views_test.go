@@ -413,6 +413,18 @@ func TestBrowserURLState(t *testing.T) {
 	p.poll("the URL", `location.hash.includes('w=24h') && location.hash.includes('q=198.18.0.11') && location.hash.includes('sel=4242%3A1000000%3Acurl')`)
 	p.do("close", chromedp.Click(chromedp.CSS(`#detail-close`)))
 	p.poll("the URL without sel", `!location.hash.includes('sel=')`)
+	// A remote's name (from DNS answers) matches too, and the detail
+	// panel shows it.
+	if err := e.st.PutNames(context.Background(), []store.NameRecord{{IP: "198.18.0.11", Name: "dns.example.net", Domain: "example.net",
+		FirstSeen: t0.Add(-time.Hour), LastSeen: t0.Add(-5 * time.Minute), Expires: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	p.do("filter by name", p.setInput("#filter", "example.net"))
+	p.poll("the row matched by name", `document.getElementById('table-title').textContent.includes('last 24 hours') && document.querySelectorAll('#proc-body tr').length === 1 && !!document.querySelector('`+curlRow+` .tag')`)
+	p.do("open curl", chromedp.Click(chromedp.CSS(curlRow)))
+	p.poll("the remote's name in the detail", `!document.getElementById('remote-name-th').hidden && document.getElementById('remote-body').textContent.includes('dns.example.net')`)
+	p.shot("url-filter-by-name.png")
+	p.do("close again", chromedp.Click(chromedp.CSS(`#detail-close`)))
 	// A filter over two processes sums both.
 	p.do("filter", p.setInput("#filter", ""), chromedp.SendKeys(chromedp.CSS(`#filter`), "/usr/"))
 	p.poll("two rows", `document.getElementById('table-title').textContent.includes('last 24 hours') && document.querySelectorAll('#proc-body tr').length === 2 && document.getElementById('proc-foot').textContent.includes('Total of 2 shown')`)

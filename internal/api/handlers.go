@@ -422,7 +422,8 @@ func (s *server) processes(ctx context.Context, q processesQuery) (any, error) {
 }
 
 // processesByRemote lists (up to q.Top+1) the processes that talked to a
-// remote whose address contains q.Remote, case-insensitively.
+// remote whose address or name (remote_name, from DNS answers) contains
+// q.Remote, case-insensitively.
 func (s *server) processesByRemote(ctx context.Context, q processesQuery) ([]store.Row, error) {
 	rr, err := s.q.Totals(ctx, q.query(0, store.DimProcess, store.DimRemote))
 	if err != nil {
@@ -431,7 +432,7 @@ func (s *server) processesByRemote(ctx context.Context, q processesQuery) ([]sto
 	needle := strings.ToLower(q.Remote)
 	match := map[procID]bool{}
 	for _, r := range rr {
-		if r.RemoteIP != "" && strings.Contains(strings.ToLower(r.RemoteIP), needle) {
+		if r.RemoteIP != "" && (strings.Contains(strings.ToLower(r.RemoteIP), needle) || strings.Contains(strings.ToLower(r.RemoteName), needle)) {
 			match[procID{r.PID, r.StartNS, r.Comm}] = true
 		}
 	}

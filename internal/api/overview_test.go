@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/bwtracker/bwtracker/internal/store"
 )
 
 // TestHistoryGaps: the store's run records turn downtime into gaps; the
@@ -125,6 +127,15 @@ func TestProcessesRemote(t *testing.T) {
 	p = decode[ProcessesResponse](t, e.do(t, "GET", "/api/processes?since=1h&remote=198.18&top=1"))
 	if len(p.Processes) != 1 || !p.Truncated {
 		t.Fatalf("remote=198.18 top=1: %+v", p)
+	}
+	// By the remote's name (DNS answers): curl looked up 198.18.0.11.
+	if err := e.st.PutNames(context.Background(), []store.NameRecord{{IP: "198.18.0.11", Name: "dns.example.net", Domain: "example.net",
+		FirstSeen: t0.Add(-time.Hour), LastSeen: t0.Add(-5 * time.Minute), Expires: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	p = decode[ProcessesResponse](t, e.do(t, "GET", "/api/processes?since=1h&remote=Example.NET"))
+	if len(p.Processes) != 1 || p.Processes[0].Comm != "curl" || p.Processes[0].TxBytes != curlTx {
+		t.Fatalf("remote=Example.NET: %+v", p.Processes)
 	}
 	p = decode[ProcessesResponse](t, e.do(t, "GET", "/api/processes?since=1h&remote=10.9.9.9"))
 	if len(p.Processes) != 0 || p.Processes == nil {
