@@ -149,7 +149,7 @@ type PeriodRow struct {
 type PeriodsResponse struct {
 	Period  string      `json:"period"` // "day" or "month"
 	TZ      string      `json:"tz"`     // the zone whose midnights are the edges
-	By      string      `json:"by"`     // what a group is: "app", or "exe" (basename) before apps exist
+	By      string      `json:"by"`     // what a group is: "app"
 	Groups  []string    `json:"groups"` // top groups of the window by total bytes, largest first
 	Periods []PeriodRow `json:"periods"`
 }
