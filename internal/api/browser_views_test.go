@@ -496,7 +496,7 @@ func TestBrowserApps(t *testing.T) {
 }
 
 // TestBrowserOverview: the day bars per app from /api/periods, the top
-// remotes, and the locality note while the daemon reports no scope.
+// remotes, and the locality split.
 func TestBrowserOverview(t *testing.T) {
 	needBrowser(t)
 	e := newEnv(t, Config{})
@@ -512,8 +512,13 @@ func TestBrowserOverview(t *testing.T) {
 	if !strings.HasPrefix(rem, "2001:db8::1") || !strings.Contains(rem, "198.18.0.99") {
 		p.fail("top remotes %q", rem)
 	}
-	if s := p.text("#ov-scope"); !strings.Contains(s, "Not reported by this daemon yet") {
+	// Locality from /api/summary's scopes: every seeded remote is outside
+	// this host's networks (198.18/15 and 2001:db8::/32 are not LAN here).
+	if s := p.text("#ov-scope"); !strings.Contains(s, "internet 100.0%") {
 		p.fail("locality %q", s)
+	}
+	if s := evalAs[string](p, `document.getElementById('ov-scope').getAttribute('aria-label')`); s != "Locality: internet 100.0%" {
+		p.fail("locality summary %q", s)
 	}
 	label := evalAs[string](p, `document.getElementById('chart-ov').getAttribute('aria-label')`)
 	if !strings.Contains(label, "Traffic per day") || !strings.Contains(label, "busiest day") {
