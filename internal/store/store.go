@@ -99,7 +99,13 @@
 // active per second out of 150 per minute: 4.3M raw rows/day (~105 MiB at
 // the default 24h raw retention), 1.7M 1m rows/week (~60 MiB); hour and
 // day tiers are small (the 30-day benchmark file is ~182 MiB, see
-// scripts/bench-history.sh). `bwtracker db stats` shows the real numbers.
+// scripts/bench-history.sh). A server with 10,000 new clients an hour
+// (scripts/bench-scale.sh) is dominated by the tiers that keep every
+// remote: 7 days of 1m rows and their endpoints (1.7M each) plus a day of
+// raw rows and flows (0.26M each): 258 MiB after 10 days, when both have
+// reached their retention; folded hours and days add ~0.7k rows a day
+// after that (unfolded, the same 30 days took 2.48 GiB). `bwtracker db
+// stats` shows the real numbers.
 package store
 
 import (
