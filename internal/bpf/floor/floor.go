@@ -22,8 +22,17 @@ type Floor struct {
 	links []*libbpfgo.BPFLink
 }
 
-// Attach loads the floor programs and attaches them (root).
+// Attach loads the floor programs and attaches them (root). libbpf's
+// messages are dropped unless they are warnings (the benchmark prints its
+// table on the same terminal).
 func Attach() (_ *Floor, err error) {
+	libbpfgo.SetLoggerCbs(libbpfgo.Callbacks{
+		Log: func(level int, msg string) {
+			if level == libbpfgo.LibbpfWarnLevel {
+				fmt.Fprint(os.Stderr, msg)
+			}
+		},
+	})
 	// As internal/bpf: an in-memory file, no RLIMIT_MEMLOCK bump.
 	fd, err := unix.MemfdCreate("floor.bpf.o", unix.MFD_CLOEXEC)
 	if err != nil {
