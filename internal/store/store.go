@@ -102,9 +102,10 @@
 // scripts/bench-history.sh). A server with 10,000 new clients an hour
 // (scripts/bench-scale.sh) is dominated by the tiers that keep every
 // remote: 7 days of 1m rows and their endpoints (1.7M each) plus a day of
-// raw rows and flows (0.26M each): 258 MiB after 10 days, when both have
-// reached their retention; folded hours and days add ~0.7k rows a day
-// after that (unfolded, the same 30 days took 2.48 GiB). `bwtracker db
+// raw rows and flows (0.26M each): 258 MiB after 10 days and 307 MiB
+// after 15 (measured; folded hours and days add only ~0.7k rows a day, so
+// the remaining ~10 MiB/day is free pages or pruning lag, not yet
+// explained; unfolded, the same 30 days took 2.48 GiB). `bwtracker db
 // stats` shows the real numbers.
 package store
 
