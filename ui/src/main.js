@@ -263,6 +263,8 @@ async function prefillLive() {
   } catch (e) {
     state.prefill = "failed";
     fetchFailed(e);
+    // Try again (a busy database answers 503), also without new snapshots.
+    setTimeout(() => state.prefill === "failed" && prefillLive(), 5000);
   } finally {
     prefilling = false;
   }
