@@ -56,7 +56,7 @@ func TestLiveConnectionsExact(t *testing.T) {
 	mustEqual(t, "live connection tx", got.TxBytes, 30*1111)
 	mustEqual(t, "live connection rx", got.RxBytes, 0)
 
-	out, err := exec.Command(d.bin, "top", "--once", "--idle", "0", "--url", "http://"+listen).CombinedOutput()
+	out, err := exec.Command(d.bin, "top", "--once", "--by", "process", "--idle", "0", "--url", "http://"+listen).CombinedOutput()
 	if err != nil {
 		t.Fatalf("top --once: %v\n%s", err, out)
 	}
