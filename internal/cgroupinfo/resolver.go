@@ -156,6 +156,12 @@ type Resolver struct {
 	scanMu   sync.Mutex // one walk at a time
 	lastScan time.Time
 	scans    uint64
+	// missed holds ids a walk did not find (guarded by scanMu). An id
+	// seen for the first time walks even inside RescanEvery: a
+	// short-lived cgroup's traffic may be in one flush only, and a
+	// rate-limited miss then would leave it unnamed for good. Ids are
+	// not reused during a boot, so each new id forces at most one walk.
+	missed map[uint64]struct{}
 }
 
 // New returns a Resolver over the cgroup2 hierarchy at opts.Root (found from
@@ -169,6 +175,7 @@ func New(opts Options) (*Resolver, error) {
 		rescanEvery: opts.RescanEvery,
 		now:         opts.Now,
 		cache:       make(map[uint64]*entry),
+		missed:      make(map[uint64]struct{}),
 	}
 	if r.root == "" {
 		root, err := Cgroup2Mount()
@@ -246,7 +253,7 @@ func (r *Resolver) ResolveMany(ids []uint64) map[uint64]Info {
 			missing = append(missing, id)
 		}
 	}
-	if len(missing) > 0 && r.rescan(false) {
+	if len(missing) > 0 && r.rescanFor(missing) {
 		for _, id := range missing {
 			if info, ok := r.lookup(id); ok {
 				out[id] = info
@@ -254,6 +261,35 @@ func (r *Resolver) ResolveMany(ids []uint64) map[uint64]Info {
 		}
 	}
 	return out
+}
+
+// rescanFor walks for the missing ids: always when one of them was never
+// looked for before, else under the rate limit. Ids still unknown after the
+// walk are remembered (bounded: the set is cleared past maxEntries).
+func (r *Resolver) rescanFor(missing []uint64) bool {
+	r.scanMu.Lock()
+	force := false
+	for _, id := range missing {
+		if _, ok := r.missed[id]; !ok {
+			force = true
+			break
+		}
+	}
+	r.scanMu.Unlock()
+	if !r.rescan(force) {
+		return false
+	}
+	r.scanMu.Lock()
+	defer r.scanMu.Unlock()
+	for _, id := range missing {
+		if _, ok := r.lookup(id); !ok {
+			if len(r.missed) >= r.maxEntries {
+				clear(r.missed)
+			}
+			r.missed[id] = struct{}{}
+		}
+	}
+	return true
 }
 
 // ResolvePID reads the cgroup v2 path of a live process from
