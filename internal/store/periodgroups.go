@@ -34,20 +34,7 @@ func (s *Store) PeriodGroups(ctx context.Context, q Query, edges []time.Time) ([
 		if k < 0 || k >= len(groups) {
 			return
 		}
-		key := r
-		key.TxBytes, key.RxBytes, key.TxCalls, key.RxCalls = 0, 0, 0, 0
-		if groups[k] == nil {
-			groups[k] = map[Row]*Row{}
-		}
-		g := groups[k][key]
-		if g == nil {
-			g = &key
-			groups[k][key] = g
-		}
-		g.TxBytes += r.TxBytes
-		g.RxBytes += r.RxBytes
-		g.TxCalls += r.TxCalls
-		g.RxCalls += r.RxCalls
+		groups[k] = addGrouped(groups[k], r)
 	})
 	if err != nil {
 		return nil, err

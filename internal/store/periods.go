@@ -62,20 +62,7 @@ func (s *Store) Periods(ctx context.Context, q Query, edges []time.Time) ([]Peri
 		p.RxBytes += r.RxBytes
 		p.TxCalls += r.TxCalls
 		p.RxCalls += r.RxCalls
-		key := r
-		key.TxBytes, key.RxBytes, key.TxCalls, key.RxCalls = 0, 0, 0, 0
-		if tops[k] == nil {
-			tops[k] = map[Row]*Row{}
-		}
-		g := tops[k][key]
-		if g == nil {
-			g = &key
-			tops[k][key] = g
-		}
-		g.TxBytes += r.TxBytes
-		g.RxBytes += r.RxBytes
-		g.TxCalls += r.TxCalls
-		g.RxCalls += r.RxCalls
+		tops[k] = addGrouped(tops[k], r)
 	})
 	if err != nil {
 		return nil, err
@@ -151,4 +138,29 @@ func rowLess(a, b Row) bool {
 		return a.Pod < b.Pod
 	}
 	return a.Workload < b.Workload
+}
+
+// add sums o's bytes and calls into r.
+func (r *Row) add(o Row) {
+	r.TxBytes += o.TxBytes
+	r.RxBytes += o.RxBytes
+	r.TxCalls += o.TxCalls
+	r.RxCalls += o.RxCalls
+}
+
+// addGrouped adds r to its group in m, the group keyed by r with its sums
+// zeroed; m is made when nil.
+func addGrouped(m map[Row]*Row, r Row) map[Row]*Row {
+	if m == nil {
+		m = map[Row]*Row{}
+	}
+	key := r
+	key.TxBytes, key.RxBytes, key.TxCalls, key.RxCalls = 0, 0, 0, 0
+	g := m[key]
+	if g == nil {
+		g = &key
+		m[key] = g
+	}
+	g.add(r)
+	return m
 }
